@@ -1,0 +1,73 @@
+package vm
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// kvmProbeTimeout bounds the probe boot: a KVM guest that works reaches its
+// command in about a second; ours hang after the BIOS.
+const kvmProbeTimeout = 15 * time.Second
+
+// chooseAccel resolves "auto" to "kvm" only when a probe boot under KVM has
+// been seen to run a command on this machine; the verdict is cached.
+func chooseAccel(ctx context.Context, want string, k Kernel, progress io.Writer) (string, error) {
+	switch want {
+	case "kvm", "tcg":
+		return want, nil
+	case "", "auto":
+	default:
+		return "", fmt.Errorf("unknown accelerator %q (want auto, kvm or tcg)", want)
+	}
+	if os.Getenv("DMFM_LAB_ACCEL") != "" {
+		return chooseAccel(ctx, os.Getenv("DMFM_LAB_ACCEL"), k, progress)
+	}
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		return "tcg", nil
+	}
+	f.Close()
+	cache, err := CacheDir()
+	if err != nil {
+		return "", err
+	}
+	var uts unix.Utsname
+	_ = unix.Uname(&uts)
+	qv, _ := exec.Command("qemu-system-x86_64", "--version").Output()
+	key := strings.NewReplacer("/", "_", " ", "_", "\n", "").Replace(unix.ByteSliceToString(uts.Release[:]) + "-" + strings.SplitN(string(qv), "\n", 2)[0])
+	verdictFile := filepath.Join(cache, "kvm-probe", key)
+	if b, err := os.ReadFile(verdictFile); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err := os.MkdirAll(filepath.Dir(verdictFile), 0o755); err != nil {
+		return "", err
+	}
+	unlock, err := lockFile(verdictFile + ".lock")
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if b, err := os.ReadFile(verdictFile); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	fmt.Fprintf(progress, "dmfm lab: /dev/kvm exists; probing whether KVM guests boot here (once, up to %v)\n", kvmProbeTimeout)
+	code, err := Run(ctx, Options{Args: []string{"true"}, Kernel: &k, Accel: "kvm", Timeout: kvmProbeTimeout,
+		Preload: []string{}, Stdout: io.Discard, Stderr: io.Discard, Mem: "512M", CPUs: 1})
+	verdict := "tcg"
+	if err == nil && code == 0 {
+		verdict = "kvm"
+	}
+	fmt.Fprintf(progress, "dmfm lab: KVM probe: using %s\n", verdict)
+	if err := os.WriteFile(verdictFile, []byte(verdict+"\n"), 0o644); err != nil {
+		return "", err
+	}
+	return verdict, nil
+}

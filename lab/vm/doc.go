@@ -1,0 +1,29 @@
+// Package vm runs one command as root inside a throwaway qemu virtual machine
+// whose kernel has device-mapper, and returns that command's exit status.
+//
+// It is the lab's answer to hosts without dm (or without root): the guest
+// boots Debian's stock kernel (fetched with apt-get download and cached, see
+// [EnsureKernel]), its initramfs is built here in Go at run time (a newc cpio
+// holding the virtio and 9p modules and the dmfm binary itself as /init), and
+// its root file system is the host's own root shared read-only over 9p, with
+// fresh tmpfs on /tmp and /run. Host-built binaries and host tools (mkfs.xfs,
+// dmsetup, dmstats) therefore run unchanged inside.
+//
+// The command's stdout and stderr come back live over virtio-serial ports, and
+// its exit status through a small writable 9p share; the console is only ever
+// saved to a log file for post-mortems. A run that ends in a kernel panic, an
+// oops or a timeout exits with [ExitVMFailure] and names the console log.
+//
+// The host side is [Run]; the guest side is [GuestMain], which the dmfm binary
+// calls when it finds itself running as PID 1.
+package vm
+
+// Exit codes reserved by the runner. Any other code is the command's own.
+const (
+	// ExitVMFailure means the VM itself failed: kernel panic or oops, the
+	// timeout fired, or qemu could not start.
+	ExitVMFailure = 125
+	// ExitLeak means the command succeeded but left loop or dm devices behind
+	// and a leak check was asked for.
+	ExitLeak = 124
+)

@@ -1,0 +1,199 @@
+package vm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// DefaultKernelPackage is the Debian meta package whose dependency names the
+// current stock kernel image package.
+const DefaultKernelPackage = "linux-image-amd64"
+
+// Kernel is a kernel image together with its module tree, laid out as a
+// package unpacks it: Root/boot/vmlinuz-VERSION and Root/lib/modules/VERSION.
+type Kernel struct {
+	Version string // uname -r of the guest, e.g. "6.1.0-57-amd64"
+	Image   string // path of the bzImage/vmlinuz
+	Root    string // directory holding lib/modules/Version
+}
+
+// ModulesDir is the kernel's module directory, Root/lib/modules/Version.
+func (k Kernel) ModulesDir() string {
+	return filepath.Join(k.Root, "lib", "modules", k.Version)
+}
+
+// CacheDir is where dmfm keeps downloaded kernels and other lab state:
+// $DMFM_CACHE_DIR, else $XDG_CACHE_HOME/dmfm, else ~/.cache/dmfm.
+func CacheDir() (string, error) {
+	if d := os.Getenv("DMFM_CACHE_DIR"); d != "" {
+		return d, nil
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("find a cache directory (set DMFM_CACHE_DIR): %w", err)
+	}
+	return filepath.Join(d, "dmfm"), nil
+}
+
+// KernelFromImage describes a kernel given by the path of its image. The
+// module tree is looked for beside it: IMAGE/../lib/modules/VERSION (an
+// unpacked package, VERSION taken from the vmlinuz-VERSION file name) or
+// IMAGE/../../lib/modules/VERSION (the image inside boot/).
+func KernelFromImage(image string) (Kernel, error) {
+	image, err := filepath.Abs(image)
+	if err != nil {
+		return Kernel{}, err
+	}
+	if _, err := os.Stat(image); err != nil {
+		return Kernel{}, fmt.Errorf("kernel image: %w", err)
+	}
+	base := filepath.Base(image)
+	ver, ok := strings.CutPrefix(base, "vmlinuz-")
+	if !ok {
+		return Kernel{}, fmt.Errorf("kernel image %s: name it vmlinuz-VERSION so its modules (lib/modules/VERSION) can be found", image)
+	}
+	for _, root := range []string{filepath.Dir(image), filepath.Dir(filepath.Dir(image))} {
+		k := Kernel{Version: ver, Image: image, Root: root}
+		if st, err := os.Stat(k.ModulesDir()); err == nil && st.IsDir() {
+			if err := ensureDepmod(k); err != nil {
+				return Kernel{}, err
+			}
+			return k, nil
+		}
+	}
+	return Kernel{}, fmt.Errorf("kernel image %s: no lib/modules/%s beside it or one level up", image, ver)
+}
+
+// EnsureKernel returns Debian's current stock kernel from the cache,
+// downloading and unpacking it first if needed. It needs apt-get, dpkg-deb
+// and depmod on the host; progress goes to progress.
+func EnsureKernel(ctx context.Context, progress io.Writer) (Kernel, error) {
+	cache, err := CacheDir()
+	if err != nil {
+		return Kernel{}, err
+	}
+	kdir := filepath.Join(cache, "kernels")
+	if err := os.MkdirAll(kdir, 0o755); err != nil {
+		return Kernel{}, fmt.Errorf("kernel cache: %w", err)
+	}
+	unlock, err := lockFile(filepath.Join(kdir, ".lock"))
+	if err != nil {
+		return Kernel{}, err
+	}
+	defer unlock()
+
+	pkg, err := kernelPackage(ctx)
+	if err != nil {
+		return Kernel{}, err
+	}
+	ver := strings.TrimPrefix(pkg, "linux-image-")
+	k := Kernel{Version: ver, Root: filepath.Join(kdir, ver)}
+	k.Image = filepath.Join(k.Root, "boot", "vmlinuz-"+ver)
+	if _, err := os.Stat(filepath.Join(k.ModulesDir(), "modules.dep")); err == nil {
+		return k, nil
+	}
+
+	fmt.Fprintf(progress, "dmfm lab: fetching kernel package %s (once; cached in %s)\n", pkg, kdir)
+	tmp, err := os.MkdirTemp(kdir, ".fetch-")
+	if err != nil {
+		return Kernel{}, err
+	}
+	defer os.RemoveAll(tmp)
+	if err := run(ctx, tmp, "apt-get", "download", "-q", pkg); err != nil {
+		return Kernel{}, fmt.Errorf("download %s (is apt's package list up to date? try `apt-get update`): %w", pkg, err)
+	}
+	debs, _ := filepath.Glob(filepath.Join(tmp, "*.deb"))
+	if len(debs) != 1 {
+		return Kernel{}, fmt.Errorf("download %s: expected one .deb, found %d", pkg, len(debs))
+	}
+	fmt.Fprintf(progress, "dmfm lab: unpacking %s\n", filepath.Base(debs[0]))
+	root := filepath.Join(tmp, "root")
+	if err := run(ctx, tmp, "dpkg-deb", "-x", debs[0], root); err != nil {
+		return Kernel{}, fmt.Errorf("unpack %s: %w", debs[0], err)
+	}
+	staged := Kernel{Version: ver, Root: root, Image: filepath.Join(root, "boot", "vmlinuz-"+ver)}
+	if err := ensureDepmod(staged); err != nil {
+		return Kernel{}, err
+	}
+	os.RemoveAll(k.Root)
+	if err := os.Rename(root, k.Root); err != nil {
+		return Kernel{}, fmt.Errorf("install kernel into cache: %w", err)
+	}
+	fmt.Fprintf(progress, "dmfm lab: kernel %s ready\n", ver)
+	return k, nil
+}
+
+// kernelPackage asks apt which versioned image package the meta package
+// depends on now.
+func kernelPackage(ctx context.Context) (string, error) {
+	if p := os.Getenv("DMFM_KERNEL_PACKAGE"); p != "" {
+		return p, nil
+	}
+	out, err := exec.CommandContext(ctx, "apt-cache", "depends", DefaultKernelPackage).Output()
+	if err != nil {
+		return "", fmt.Errorf("ask apt which kernel %s depends on (install apt, or pass --kernel): %w", DefaultKernelPackage, err)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if dep, ok := strings.CutPrefix(strings.TrimSpace(l), "Depends: "); ok && strings.HasPrefix(dep, "linux-image-") {
+			return dep, nil
+		}
+	}
+	return "", fmt.Errorf("apt knows no kernel for %s (run `apt-get update` first)", DefaultKernelPackage)
+}
+
+// ensureDepmod makes sure the module tree has its index; depmod -b works on
+// the tree itself and never touches the host's /lib/modules.
+func ensureDepmod(k Kernel) error {
+	if _, err := os.Stat(filepath.Join(k.ModulesDir(), "modules.dep")); err == nil {
+		return nil
+	}
+	depmod, err := exec.LookPath("depmod")
+	if err != nil {
+		if _, err2 := os.Stat("/usr/sbin/depmod"); err2 != nil {
+			return fmt.Errorf("depmod not found (install kmod): %w", err)
+		}
+		depmod = "/usr/sbin/depmod"
+	}
+	if err := run(context.Background(), k.Root, depmod, "-b", k.Root, k.Version); err != nil {
+		return fmt.Errorf("index modules of %s: %w", k.Version, err)
+	}
+	return nil
+}
+
+func run(ctx context.Context, dir, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// lockFile takes an exclusive flock on path, creating it, and returns the
+// function that releases it.
+func lockFile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}

@@ -1,0 +1,456 @@
+package vm
+
+import (
+	"bytes"
+	"context"
+	"debug/elf"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Options describe one run of a command in a lab VM.
+type Options struct {
+	Args    []string // the command and its arguments (required)
+	Env     []string // extra KEY=VALUE for the command, over the forwarded host environment
+	Dir     string   // working directory in the guest; default: the current directory
+	Kernel  *Kernel  // nil: Debian's stock kernel from the cache (fetched if needed)
+	Mem     string   // guest memory, qemu syntax; default "2G"
+	CPUs    int      // guest CPUs; default 2
+	Timeout time.Duration
+	// Accel is "auto" (KVM only once a probe proved it boots, else TCG),
+	// "kvm" or "tcg".
+	Accel     string
+	Keep      bool    // keep the run's work directory (console log, initramfs)
+	LeakCheck bool    // exit with ExitLeak when loop or dm devices remain
+	Shares    []Share // extra host directories; Path defaults to HostPath
+	Preload   []string
+	Stdout    io.Writer
+	Stderr    io.Writer
+	Progress  io.Writer // slow steps are announced here; nil: quiet
+	Verbose   bool
+}
+
+// DefaultPreload are the modules loaded before the command runs, so that
+// /dev/mapper/control and /dev/loop-control exist (there is no udev to load
+// them on demand).
+var DefaultPreload = []string{"dm-mod", "loop"}
+
+// initramfsModules are needed before the root file system can be mounted.
+var initramfsModules = []string{"virtio_pci", "virtio_console", "9pnet_virtio", "9p"}
+
+// Run boots a VM, runs o.Args as root inside it and returns the command's
+// exit status, or ExitVMFailure with an error when the VM itself failed.
+func Run(ctx context.Context, o Options) (int, error) {
+	if len(o.Args) == 0 {
+		return ExitVMFailure, errors.New("lab run: no command given")
+	}
+	if o.Stdout == nil {
+		o.Stdout = os.Stdout
+	}
+	if o.Stderr == nil {
+		o.Stderr = os.Stderr
+	}
+	progress := o.Progress
+	if progress == nil {
+		progress = io.Discard
+	}
+	if o.Mem == "" {
+		o.Mem = "2G"
+	}
+	if o.CPUs == 0 {
+		o.CPUs = 2
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 20 * time.Minute
+	}
+	if o.Preload == nil {
+		o.Preload = DefaultPreload
+	}
+	if o.Dir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return ExitVMFailure, err
+		}
+		o.Dir = wd
+	}
+	qemu, err := exec.LookPath("qemu-system-x86_64")
+	if err != nil {
+		return ExitVMFailure, fmt.Errorf("lab run needs qemu-system-x86_64 (apt-get install qemu-system-x86): %w", err)
+	}
+	var k Kernel
+	if o.Kernel != nil {
+		k = *o.Kernel
+	} else if k, err = EnsureKernel(ctx, progress); err != nil {
+		return ExitVMFailure, err
+	}
+	accel, err := chooseAccel(ctx, o.Accel, k, progress)
+	if err != nil {
+		return ExitVMFailure, err
+	}
+
+	cache, err := CacheDir()
+	if err != nil {
+		return ExitVMFailure, err
+	}
+	runs := filepath.Join(cache, "runs")
+	if err := os.MkdirAll(runs, 0o755); err != nil {
+		return ExitVMFailure, err
+	}
+	work, err := os.MkdirTemp(runs, "run-")
+	if err != nil {
+		return ExitVMFailure, err
+	}
+	keep := o.Keep
+	defer func() {
+		if !keep {
+			os.RemoveAll(work)
+		}
+	}()
+	results := filepath.Join(work, "results")
+	if err := os.Mkdir(results, 0o755); err != nil {
+		return ExitVMFailure, err
+	}
+
+	cfg := guestConfig{
+		Args:      o.Args,
+		Env:       guestEnv(o.Env),
+		Dir:       o.Dir,
+		Kernel:    k.Version,
+		Preload:   o.Preload,
+		LeakCheck: o.LeakCheck,
+		Verbose:   o.Verbose,
+	}
+	shares := autoShares(o)
+	for i := range shares {
+		shares[i].Tag = fmt.Sprintf("dmfmshare%d", i)
+		if shares[i].Path == "" {
+			shares[i].Path = shares[i].HostPath
+		}
+	}
+	cfg.Shares = shares
+	initrd := filepath.Join(work, "initramfs.cpio")
+	if cfg.Modules, err = buildInitramfs(initrd, k, &cfg); err != nil {
+		return ExitVMFailure, err
+	}
+
+	outL, err := listenUnix(filepath.Join(work, "out.sock"))
+	if err != nil {
+		return ExitVMFailure, err
+	}
+	defer outL.Close()
+	errL, err := listenUnix(filepath.Join(work, "err.sock"))
+	if err != nil {
+		return ExitVMFailure, err
+	}
+	defer errL.Close()
+	var copies sync.WaitGroup
+	for _, p := range []struct {
+		l *net.UnixListener
+		w io.Writer
+	}{{outL, o.Stdout}, {errL, o.Stderr}} {
+		copies.Add(1)
+		go func(l *net.UnixListener, w io.Writer) {
+			defer copies.Done()
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			io.Copy(w, c)
+		}(p.l, p.w)
+	}
+
+	console := filepath.Join(work, "console.log")
+	args := qemuArgs(accel, o, k, initrd, console, work, results, shares)
+	if o.Verbose {
+		fmt.Fprintf(progress, "dmfm lab: %s %s\n", qemu, strings.Join(args, " "))
+	}
+	fmt.Fprintf(progress, "dmfm lab: booting %s (%s, %s, %d cpus)\n", k.Version, accel, o.Mem, o.CPUs)
+	runCtx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	cmd := exec.CommandContext(runCtx, qemu, args...)
+	var qemuOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &qemuOut, &qemuOut
+	cmd.WaitDelay = 5 * time.Second
+	start := time.Now()
+	qerr := cmd.Run()
+	// qemu is gone: its ends of the sockets are closed; stop waiting for a
+	// connection that never came.
+	outL.Close()
+	errL.Close()
+	copies.Wait()
+
+	code, rerr := readExit(results)
+	switch {
+	case runCtx.Err() == context.DeadlineExceeded:
+		keep = true
+		return ExitVMFailure, fmt.Errorf("lab run: timed out after %v; console log: %s", o.Timeout, console)
+	case ctx.Err() != nil:
+		return ExitVMFailure, ctx.Err()
+	case rerr != nil:
+		keep = true
+		why := consoleVerdict(console)
+		if qerr != nil {
+			why = fmt.Sprintf("qemu failed: %v: %s; %s", qerr, strings.TrimSpace(qemuOut.String()), why)
+		}
+		return ExitVMFailure, fmt.Errorf("lab run: the VM ended without the command's exit status (%s); console log: %s", why, console)
+	}
+	if o.Verbose {
+		fmt.Fprintf(progress, "dmfm lab: VM exited after %v\n", time.Since(start).Round(time.Millisecond))
+	}
+	return code, nil
+}
+
+// guestEnv forwards the host environment, minus what points at host-only
+// state, then applies extra.
+func guestEnv(extra []string) []string {
+	drop := map[string]bool{"TMPDIR": true, "GOTMPDIR": true, "XDG_RUNTIME_DIR": true, "DISPLAY": true, "HOME": true,
+		"SSH_AUTH_SOCK": true, "DBUS_SESSION_BUS_ADDRESS": true, "TERM": true}
+	env := []string{"HOME=/tmp", "DMFM_LAB_GUEST=1", "DM_DISABLE_UDEV=1", "TERM=dumb"}
+	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		if drop[k] {
+			continue
+		}
+		if k == "PATH" {
+			path = v
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env, "PATH="+guestBin+":"+path)
+	return mergeEnv(env, extra)
+}
+
+func mergeEnv(env, extra []string) []string {
+	idx := map[string]int{}
+	for i, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		idx[k] = i
+	}
+	for _, kv := range extra {
+		k, _, _ := strings.Cut(kv, "=")
+		if i, ok := idx[k]; ok {
+			env[i] = kv
+		} else {
+			idx[k] = len(env)
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// autoShares adds to o.Shares the directories that the guest would not see
+// otherwise: the guest's /tmp and /run are fresh, so a command, a working
+// directory or a file argument under the host's /tmp or /run is shared from
+// the host at the same path (read-only).
+func autoShares(o Options) []Share {
+	shares := append([]Share(nil), o.Shares...)
+	seen := map[string]bool{}
+	for _, s := range shares {
+		seen[s.HostPath] = true
+	}
+	add := func(p string, dir bool) {
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(o.Dir, p)
+		}
+		st, err := os.Stat(p)
+		if err != nil {
+			return
+		}
+		if !dir || !st.IsDir() {
+			p = filepath.Dir(p)
+		}
+		if !(strings.HasPrefix(p, "/tmp/") || strings.HasPrefix(p, "/run/")) || seen[p] {
+			return
+		}
+		seen[p] = true
+		shares = append(shares, Share{HostPath: p})
+	}
+	add(o.Dir, true)
+	for i, a := range o.Args {
+		if i == 0 || strings.Contains(a, "/") {
+			add(a, false)
+		}
+	}
+	return shares
+}
+
+func listenUnix(path string) (*net.UnixListener, error) {
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("lab run: %w", err)
+	}
+	return l, nil
+}
+
+func qemuArgs(accel string, o Options, k Kernel, initrd, console, work, results string, shares []Share) []string {
+	cmdline := "console=ttyS0 panic=-1 oops=panic quiet loglevel=4 mitigations=off nokaslr " +
+		"i8042.noaux i8042.nomux i8042.nopnp i8042.nokbd random.trust_cpu=on tsc=reliable no_timer_check rdinit=/init"
+	args := []string{
+		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+		"-m", o.Mem, "-smp", strconv.Itoa(o.CPUs),
+		"-kernel", k.Image, "-initrd", initrd, "-append", cmdline,
+		"-serial", "file:" + console,
+		"-device", "virtio-serial-pci,id=vser",
+		"-chardev", "socket,id=cout,path=" + filepath.Join(work, "out.sock"),
+		"-device", "virtserialport,bus=vser.0,chardev=cout,name=" + portStdout,
+		"-chardev", "socket,id=cerr,path=" + filepath.Join(work, "err.sock"),
+		"-device", "virtserialport,bus=vser.0,chardev=cerr,name=" + portStderr,
+		"-virtfs", "local,path=/,mount_tag=" + tagRoot + ",security_model=none,readonly=on,multidevs=remap",
+		"-virtfs", "local,path=" + k.Root + ",mount_tag=" + tagKernel + ",security_model=none,readonly=on,multidevs=remap",
+		"-virtfs", "local,path=" + results + ",mount_tag=" + tagResults + ",security_model=none,multidevs=remap",
+	}
+	for _, s := range shares {
+		ro := ",readonly=on"
+		if s.Writable {
+			ro = ""
+		}
+		args = append(args, "-virtfs", "local,path="+s.HostPath+",mount_tag="+s.Tag+",security_model=none,multidevs=remap"+ro)
+	}
+	if _, err := os.Stat("/usr/share/qemu/qboot.rom"); err == nil {
+		args = append(args, "-bios", "/usr/share/qemu/qboot.rom")
+	}
+	switch accel {
+	case "kvm":
+		args = append(args, "-accel", "kvm", "-cpu", "host")
+	default:
+		args = append(args, "-accel", "tcg,thread=multi", "-cpu", "max")
+	}
+	return args
+}
+
+func readExit(results string) (int, error) {
+	b, err := os.ReadFile(filepath.Join(results, exitFile))
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
+
+// consoleVerdict names what the console log says went wrong.
+func consoleVerdict(console string) string {
+	b, _ := os.ReadFile(console)
+	s := string(b)
+	for _, m := range []struct{ needle, verdict string }{
+		{"Kernel panic", "kernel panic"},
+		{"Oops", "kernel oops"},
+		{"BUG:", "kernel BUG"},
+		{"dmfm lab (guest):", "the guest's init failed"},
+	} {
+		if i := strings.Index(s, m.needle); i >= 0 {
+			line := s[i:]
+			if j := strings.IndexByte(line, '\n'); j >= 0 {
+				line = line[:j]
+			}
+			return m.verdict + ": " + strings.TrimSpace(line)
+		}
+	}
+	return "no panic in the console log"
+}
+
+// buildInitramfs writes the newc archive with /init (this very executable,
+// which must be statically linked), the modules needed to reach the 9p root,
+// and the run configuration. It returns the module files in load order.
+func buildInitramfs(path string, k Kernel, cfg *guestConfig) ([]string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("initramfs: find own executable: %w", err)
+	}
+	if err := checkStatic(self); err != nil {
+		return nil, err
+	}
+	idx, err := loadModuleIndex(k.ModulesDir())
+	if err != nil {
+		return nil, err
+	}
+	order, err := idx.loadOrder(initramfsModules...)
+	if err != nil {
+		return nil, fmt.Errorf("initramfs: %w", err)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	w := newCPIOWriter(f)
+	for _, d := range []string{"dev", "proc", "sys", "newroot", "modules", "tmp"} {
+		w.Dir(d, 0o755)
+	}
+	w.CharDev("dev/console", 0o600, 5, 1)
+	w.CharDev("dev/null", 0o666, 1, 3)
+	w.File("init", 0o755, self)
+	var names []string
+	for _, m := range order {
+		name := filepath.Base(m)
+		src := filepath.Join(k.ModulesDir(), m)
+		switch {
+		case strings.HasSuffix(name, ".ko"):
+			w.File("modules/"+name, 0o644, src)
+		default:
+			data, err := decompressModule(src)
+			if err != nil {
+				return nil, err
+			}
+			name = name[:strings.Index(name, ".ko")+3]
+			w.Bytes("modules/"+name, 0o644, data)
+		}
+		names = append(names, name)
+	}
+	cfg.Modules = names
+	js, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	w.Bytes(strings.TrimPrefix(guestConfigPath, "/"), 0o644, js)
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("initramfs: %w", err)
+	}
+	return names, f.Close()
+}
+
+func decompressModule(src string) ([]byte, error) {
+	var tool string
+	switch {
+	case strings.HasSuffix(src, ".xz"):
+		tool = "xz"
+	case strings.HasSuffix(src, ".zst"):
+		tool = "zstd"
+	case strings.HasSuffix(src, ".gz"):
+		tool = "gzip"
+	default:
+		return nil, fmt.Errorf("initramfs: unknown module compression: %s", src)
+	}
+	out, err := exec.Command(tool, "-dc", src).Output()
+	if err != nil {
+		return nil, fmt.Errorf("initramfs: decompress %s with %s: %w", src, tool, err)
+	}
+	return out, nil
+}
+
+// checkStatic refuses a dynamically linked binary: it would find no loader
+// in the initramfs.
+func checkStatic(path string) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return fmt.Errorf("initramfs: %s: %w", path, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("initramfs: %s is dynamically linked; build it with CGO_ENABLED=0 (make bin/dmfm does)", path)
+		}
+	}
+	return nil
+}
