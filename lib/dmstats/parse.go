@@ -202,8 +202,8 @@ func auxEnd(s string) int {
 // a histogram, " c0:c1:...:cN".
 func ParsePrint(reply string) ([]Area, error) {
 	areas := make([]Area, 0, countLines(reply))
-	// All histograms of one reply have the same number of bins: carve them
-	// from one backing array sized from the first row.
+	// All rows of one reply have the same number of histogram bins (the
+	// region's): carve the histograms from one backing array.
 	var slab []uint64
 	bins := -1
 	for n := 1; reply != ""; n++ {
@@ -217,12 +217,16 @@ func ParsePrint(reply string) ([]Area, error) {
 		if err != nil {
 			return nil, fmt.Errorf("@stats_print row %d %q: %w", n, line, err)
 		}
+		nb := 0
 		if hist != "" {
-			nb := strings.Count(hist, ":") + 1
-			if nb != bins {
-				bins = nb
-				slab = nil
-			}
+			nb = strings.Count(hist, ":") + 1
+		}
+		if bins < 0 {
+			bins = nb
+		} else if nb != bins {
+			return nil, fmt.Errorf("@stats_print row %d %q: histogram of %d counts after rows of %d", n, line, nb, bins)
+		}
+		if nb > 0 {
 			if len(slab) < nb {
 				slab = make([]uint64, nb*(cap(areas)-len(areas)))
 			}
