@@ -338,21 +338,21 @@ func FormatGroupTag(g Group, f TagFormat) (string, error) {
 // dropped), members that no longer exist (ignored) and regions claimed by
 // two groups (kept in the lower one).
 func Groups(regions []Region) (groups []Group, warnings []string) {
-	exists := make(map[uint64]bool, len(regions))
-	for i := range regions {
-		exists[regions[i].ID] = true
-	}
 	order := regions
 	if !slices.IsSortedFunc(order, byID) {
 		order = slices.Clone(regions)
 		slices.SortFunc(order, byID)
 	}
-	owner := make(map[uint64]uint64)
+	// owner[i] is 1 + the id of the group that region order[i] joined.
+	var owner []uint64
 	for i := range order {
 		r := &order[i]
 		g, ok, err := ParseGroupTag(r.AuxData)
 		if !ok {
 			continue
+		}
+		if owner == nil {
+			owner = make([]uint64, len(order))
 		}
 		if err != nil {
 			warnings = append(warnings, fmt.Sprintf("region %d: ignoring group: %v", r.ID, err))
@@ -362,23 +362,27 @@ func Groups(regions []Region) (groups []Group, warnings []string) {
 			warnings = append(warnings, fmt.Sprintf("region %d: ignoring invalid group tag %q: its first member %d is not the region itself", r.ID, r.AuxData, g.ID))
 			continue
 		}
-		if o, taken := owner[r.ID]; taken {
-			warnings = append(warnings, fmt.Sprintf("region %d: ignoring its group tag: the region already belongs to group %d", r.ID, o))
+		if o := owner[i]; o != 0 {
+			warnings = append(warnings, fmt.Sprintf("region %d: ignoring its group tag: the region already belongs to group %d", r.ID, o-1))
 			continue
 		}
-		kept := g.Members[:0:0]
+		// Members are ascending and start at the leader: walk the sorted
+		// listing alongside them.
+		kept := g.Members[:0]
+		j := i
 		for _, m := range g.Members {
-			switch o, taken := owner[m]; {
-			case !exists[m]:
+			for j < len(order) && order[j].ID < m {
+				j++
+			}
+			switch {
+			case j == len(order) || order[j].ID != m:
 				warnings = append(warnings, fmt.Sprintf("group %d: member region %d does not exist; ignored", g.ID, m))
-			case taken:
-				warnings = append(warnings, fmt.Sprintf("group %d: member region %d already belongs to group %d; ignored", g.ID, m, o))
+			case owner[j] != 0:
+				warnings = append(warnings, fmt.Sprintf("group %d: member region %d already belongs to group %d; ignored", g.ID, m, owner[j]-1))
 			default:
+				owner[j] = g.ID + 1
 				kept = append(kept, m)
 			}
-		}
-		for _, m := range kept {
-			owner[m] = g.ID
 		}
 		g.Members = kept
 		groups = append(groups, g)

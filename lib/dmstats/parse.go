@@ -76,13 +76,15 @@ func parseInt(s string) (int64, int) {
 // as its first word, the other words landing in ExtraOptions.
 func ParseList(reply, programID string) ([]Region, error) {
 	regions := make([]Region, 0, countLines(reply))
+	// Histogram bounds of all rows are carved from shared backing arrays.
+	var slab []uint64
 	for n := 1; reply != ""; n++ {
 		var line string
 		line, reply = nextLine(reply)
 		if line == "" {
 			continue
 		}
-		r, err := parseListRow(line, programID)
+		r, err := parseListRow(line, programID, &slab, cap(regions)-len(regions))
 		if err != nil {
 			return nil, fmt.Errorf("@stats_list row %d %q: %w", n, line, err)
 		}
@@ -91,7 +93,9 @@ func ParseList(reply, programID string) ([]Region, error) {
 	return regions, nil
 }
 
-func parseListRow(line, programID string) (Region, error) {
+// parseListRow parses one row; the bounds are carved from *slab, which is
+// refilled with room for rowsLeft rows like this one when it runs short.
+func parseListRow(line, programID string, slab *[]uint64, rowsLeft int) (Region, error) {
 	var r Region
 	s := line
 	var n int
@@ -141,11 +145,16 @@ func parseListRow(line, programID string) (Region, error) {
 		case opt == "precise_timestamps":
 			r.Precise = true
 		case strings.HasPrefix(opt, "histogram:"):
-			b, err := parseBounds(opt[len("histogram:"):])
-			if err != nil {
+			text := opt[len("histogram:"):]
+			nb := strings.Count(text, ",") + 1
+			if len(*slab) < nb {
+				*slab = make([]uint64, nb*max(rowsLeft, 1))
+			}
+			r.Bounds = (*slab)[:nb:nb]
+			*slab = (*slab)[nb:]
+			if err := parseBounds(text, r.Bounds); err != nil {
 				return r, err
 			}
-			r.Bounds = b
 		case opt == "":
 			// Two spaces in a row: nothing to keep.
 		default:
@@ -155,24 +164,28 @@ func parseListRow(line, programID string) (Region, error) {
 	return r, nil
 }
 
-// parseBounds parses the comma-separated histogram bounds of a listing.
-func parseBounds(s string) ([]uint64, error) {
-	b := make([]uint64, 0, strings.Count(s, ",")+1)
-	for {
+// parseBounds parses the comma-separated histogram bounds of a listing
+// into b, which has one slot per bound.
+func parseBounds(s string, b []uint64) error {
+	text := s
+	for i := range b {
 		v, n := parseUint(s)
 		if n == 0 {
-			return nil, fmt.Errorf("bad histogram bounds %q", s)
+			return fmt.Errorf("bad histogram bounds %q", text)
 		}
-		b = append(b, v)
+		b[i] = v
 		s = s[n:]
-		if s == "" {
-			return b, nil
+		if i < len(b)-1 {
+			if s == "" || s[0] != ',' {
+				return fmt.Errorf("bad histogram bounds %q", text)
+			}
+			s = s[1:]
 		}
-		if s[0] != ',' {
-			return nil, fmt.Errorf("bad histogram bounds %q", s)
-		}
-		s = s[1:]
 	}
+	if s != "" {
+		return fmt.Errorf("bad histogram bounds %q", text)
+	}
+	return nil
 }
 
 // auxEnd returns the length of the aux data at the start of s (the rest of

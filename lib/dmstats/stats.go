@@ -162,13 +162,14 @@ func (s *Stats) GroupTotals(g Group, regions []Region, clear bool) (Totals, erro
 	for _, r := range regions {
 		byID[r.ID] = r
 	}
-	parts := make([]Totals, 0, len(g.Members))
 	for _, m := range g.Members {
-		r, ok := byID[m]
-		if !ok {
+		if _, ok := byID[m]; !ok {
 			return Totals{}, fmt.Errorf("group %d: member region %d is not in the listing", g.ID, m)
 		}
-		t, err := s.RegionTotals(r, clear)
+	}
+	parts := make([]Totals, 0, len(g.Members))
+	for _, m := range g.Members {
+		t, err := s.RegionTotals(byID[m], clear)
 		if err != nil {
 			return Totals{}, fmt.Errorf("group %d: %w", g.ID, err)
 		}
