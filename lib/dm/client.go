@@ -180,6 +180,12 @@ func (c *Client) call(cmd uint32, h dmioctl.Header, payload []byte) (dmioctl.Hea
 		if err := dmioctl.PrepareRequest(buf, &req, payload); err != nil {
 			return rep, nil, err
 		}
+		if cmd == dmioctl.CmdListDevices {
+			// Kernels 4.13-5.12 leave a word after each event number
+			// unwritten; it must read as "no uuid flags", not as
+			// whatever an earlier reply left in the buffer.
+			clear(buf[dmioctl.HeaderSize:])
+		}
 		if err := c.ioctl(c.f.Fd(), dmioctl.Request(cmd), buf); err != nil {
 			return rep, nil, err
 		}
