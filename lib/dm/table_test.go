@@ -55,7 +55,7 @@ func TestTableRoundTrip(t *testing.T) {
 			Features: []string{"skip_block_zeroing"}}}},
 		"thin.table":        {{0, 2097152, Thin{PoolDev: "253:2", DevID: 1}}},
 		"thin-origin.table": {{0, 2097152, Thin{PoolDev: "253:2", DevID: 7, ExternalOrigin: "253:9"}}},
-		"mirror.table": {{0, 1024, Mirror{Args: strings.Fields("core 1 1024 2 7:0 0 7:1 0 1 handle_errors")}}},
+		"mirror.table":      {{0, 1024, Mirror{Args: strings.Fields("core 1 1024 2 7:0 0 7:1 0 1 handle_errors")}}},
 		"raw-striped.table": {{0, 4096, Raw{TargetType: "striped", Args: "2 128 7:0 0 7:1 0"}}},
 		"raw-noargs.table":  {{0, 100, Raw{TargetType: "some-target"}}},
 	}
