@@ -298,6 +298,9 @@ func listenUnix(path string) (*net.UnixListener, error) {
 func qemuArgs(accel string, o Options, k Kernel, initrd, console, work, results string, shares []Share) []string {
 	cmdline := "console=ttyS0 panic=-1 oops=panic quiet loglevel=4 mitigations=off nokaslr " +
 		"i8042.noaux i8042.nomux i8042.nopnp i8042.nokbd random.trust_cpu=on tsc=reliable no_timer_check rdinit=/init"
+	if extra := os.Getenv("DMFM_LAB_APPEND"); extra != "" {
+		cmdline += " " + extra // kernel debugging: e.g. DMFM_LAB_APPEND=loglevel=7
+	}
 	args := []string{
 		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
 		"-m", o.Mem, "-smp", strconv.Itoa(o.CPUs),

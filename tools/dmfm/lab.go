@@ -17,6 +17,11 @@ func labCommand() *cli.Command {
 		Name:  "lab",
 		Usage: "build loop + dm + file-system stacks for tests, natively or in a throwaway VM",
 		Subcommands: []*cli.Command{
+			labUpCommand(),
+			labDownCommand(),
+			labGrowCommand(),
+			labStatusCommand(),
+			labCleanCommand(),
 			labRunCommand(),
 			labKernelCommand(),
 		},
