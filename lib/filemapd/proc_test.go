@@ -15,7 +15,7 @@ import (
 
 // procStat is what /proc/PID/stat says of a process.
 type procStat struct {
-	state          byte
+	state           byte
 	ppid, pgrp, sid int
 }
 
