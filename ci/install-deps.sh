@@ -12,6 +12,7 @@ pkgs=(
   kmod              # depmod -b for the lab kernel, modprobe inside the guest
   util-linux        # losetup, fallocate (host-side tests and scripts)
   xz-utils zstd     # decompress kernel modules for the initramfs
+  cpio              # oracle for the initramfs writer's tests
   ca-certificates
 )
 
