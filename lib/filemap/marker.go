@@ -1,0 +1,80 @@
+package filemap
+
+import (
+	"encoding/hex"
+	"strconv"
+	"strings"
+)
+
+// pendingPrefix starts the aux data of a region that an unfinished Create
+// or Update made and has not yet committed to its group's tag. See doc.go.
+const pendingPrefix = "DMFM_PENDING="
+
+// Pending is what a pending marker records: the group the region was made
+// for and what is needed to re-create that group's tag if its leader is gone.
+type Pending struct {
+	// Anchor is the id of the group's leader when the region was made.
+	Anchor uint64
+	// Alias and UserData are the group's, as in its tag.
+	Alias, UserData string
+}
+
+// String renders the marker as aux data: DMFM_PENDING=<anchor>:<hex alias>:<hex user data>.
+// Hex keeps it one word whatever the alias holds.
+func (p Pending) String() string {
+	return pendingPrefix + strconv.FormatUint(p.Anchor, 10) + ":" +
+		hex.EncodeToString([]byte(p.Alias)) + ":" + hex.EncodeToString([]byte(p.UserData))
+}
+
+// ParsePending reads a pending marker from aux data; ok is false when aux is
+// not one.
+func ParsePending(aux string) (p Pending, ok bool) {
+	rest, found := strings.CutPrefix(aux, pendingPrefix)
+	if !found {
+		return Pending{}, false
+	}
+	parts := strings.Split(rest, ":")
+	if len(parts) != 3 {
+		return Pending{}, false
+	}
+	anchor, err := strconv.ParseUint(parts[0], 10, 64)
+	if err != nil {
+		return Pending{}, false
+	}
+	alias, err1 := hex.DecodeString(parts[1])
+	user, err2 := hex.DecodeString(parts[2])
+	if err1 != nil || err2 != nil {
+		return Pending{}, false
+	}
+	return Pending{Anchor: anchor, Alias: string(alias), UserData: string(user)}, true
+}
+
+// emptyMark is the user data of the tag of a group whose file has no
+// extents: the leader is then a placeholder. The caller's own user data
+// follows after a '+'. See doc.go.
+const emptyMark = "DMFM_EMPTY"
+
+// EncodeUserData returns the tag user data for the caller's user data and
+// the group's empty state.
+func EncodeUserData(user string, empty bool) string {
+	switch {
+	case !empty:
+		return user
+	case user == "":
+		return emptyMark
+	}
+	return emptyMark + "+" + user
+}
+
+// DecodeUserData splits tag user data into the caller's user data and
+// whether the group is an empty placeholder (its file has no extents, and
+// the leader's counters do not describe the file).
+func DecodeUserData(ud string) (user string, empty bool) {
+	if ud == emptyMark {
+		return "", true
+	}
+	if rest, ok := strings.CutPrefix(ud, emptyMark+"+"); ok {
+		return rest, true
+	}
+	return ud, false
+}

@@ -1,0 +1,345 @@
+package filemap
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+
+	"github.com/dmfm/dmfm/lib/dmstats"
+)
+
+// Update brings group groupID in line with f's current extents (see
+// UpdateOptions for the two strategies) and returns what it did; the group's
+// id can change (Result.GroupChanged). It first takes over whatever an
+// interrupted Create or Update of the group left behind (see doc.go), so it
+// also converges after a crash. A file with no extents leaves the group as an
+// empty placeholder (Result.Empty). If a message fails half-way, Update runs
+// a second pass to leave a correct group; it returns the second pass's Result
+// (Repaired set) together with the first error.
+func Update(st *dmstats.Stats, groupID uint64, f *os.File, o UpdateOptions) (Result, error) {
+	b, err := Bind(f)
+	if err != nil {
+		return Result{}, err
+	}
+	ranges, err := Ranges(f)
+	if err != nil {
+		return Result{}, fmt.Errorf("%s: %w", f.Name(), err)
+	}
+	unlock, err := lockDevice(b)
+	if err != nil {
+		return Result{}, err
+	}
+	defer unlock()
+
+	u := &updater{st: st, want: groupID, ranges: ranges, o: o}
+	res, err := u.run()
+	if err == nil {
+		return res, nil
+	}
+	err = fmt.Errorf("update group %d of %s on %s: %w", groupID, f.Name(), b.DMName, err)
+	if !u.touched {
+		return Result{}, err
+	}
+	// Something changed before the failure: a second pass picks up the
+	// pieces exactly as it would after a crash.
+	again := &updater{st: st, want: u.anchor, ranges: ranges, o: o}
+	res, rerr := again.run()
+	if rerr != nil {
+		return Result{}, errors.Join(err, fmt.Errorf("repair failed: %w", rerr))
+	}
+	res.OldGroupID = groupID
+	res.GroupChanged = res.GroupID != groupID
+	res.Repaired = true
+	return res, err
+}
+
+type updater struct {
+	st      *dmstats.Stats
+	want    uint64
+	ranges  []Range
+	o       UpdateOptions
+	touched bool   // a message that changes state was sent
+	anchor  uint64 // the group id pending markers of this pass name
+}
+
+func (u *updater) run() (Result, error) {
+	u.anchor = u.want
+	regions, err := u.st.List("")
+	if err != nil {
+		return Result{}, err
+	}
+	v, err := resolve(regions, u.want)
+	if err != nil {
+		return Result{}, err
+	}
+	u.anchor = v.id
+	tagFor := func(members []uint64, empty bool) (string, error) {
+		return dmstats.FormatGroupTag(dmstats.Group{
+			ID: members[0], Alias: v.alias, Members: members,
+			UserData: EncodeUserData(v.user, empty),
+		}, u.o.Format)
+	}
+	if _, err := tagFor([]uint64{0}, true); err != nil {
+		return Result{}, err
+	}
+
+	state := State{Leader: v.id, HasLeader: v.hasLeader, Empty: v.empty, Used: regionIDs(regions)}
+	byID := map[uint64]dmstats.Region{}
+	for _, r := range v.members {
+		state.Members = append(state.Members, Member{ID: r.ID, Start: r.Start, Length: r.Length, Aux: auxKind(r.AuxData)})
+		byID[r.ID] = r
+	}
+	plan := PlanUpdate(state, u.ranges, u.o.Exact)
+
+	marker := Pending{Anchor: v.id, Alias: v.alias, UserData: v.user}.String()
+	for _, id := range plan.Mark {
+		u.touched = true
+		if err := u.st.SetAux(id, marker); err != nil {
+			return Result{}, fmt.Errorf("mark region %d pending: %w", id, err)
+		}
+	}
+	for _, id := range plan.Delete {
+		u.touched = true
+		if err := u.st.Delete(id); err != nil {
+			return Result{}, fmt.Errorf("delete region %d: %w", id, err)
+		}
+	}
+	base := dmstats.CreateOptions{
+		ProgramID: programOf(v.template), Precise: v.template.Precise, Bounds: v.template.BoundDurations(),
+	}
+	var created []uint64
+	for _, r := range plan.Create {
+		u.touched = true
+		o := base
+		o.Start, o.Length, o.AuxData = r.Start, r.Length, marker
+		id, err := u.st.Create(o)
+		if err != nil {
+			return Result{}, fmt.Errorf("create region %s: %w", r, err)
+		}
+		created = append(created, id)
+		byID[id] = dmstats.Region{ID: id, Start: r.Start, Length: r.Length, AuxData: marker}
+	}
+
+	kinds := map[uint64]AuxKind{}
+	for _, m := range state.Members {
+		kinds[m.ID] = m.Aux
+	}
+	members, leader, reset := finish(plan.Keep, created, kinds, plan.Mark)
+	if len(members) == 0 {
+		return Result{}, fmt.Errorf("group %d: nothing left to keep: %w", u.want, ErrNoGroup)
+	}
+	tag, err := tagFor(members, plan.Empty)
+	if err != nil {
+		return Result{}, err
+	}
+	if byID[leader].AuxData != tag || slices.Contains(plan.Mark, leader) {
+		u.touched = true
+		if err := u.st.SetAux(leader, tag); err != nil {
+			return Result{}, fmt.Errorf("write group tag on region %d: %w", leader, err)
+		}
+	}
+	for _, id := range reset {
+		u.touched = true
+		if err := u.st.SetAux(id, ""); err != nil {
+			return Result{}, fmt.Errorf("reset aux data of region %d: %w", id, err)
+		}
+	}
+	for _, id := range plan.ClearCounters {
+		u.touched = true
+		if err := u.st.Clear(id); err != nil {
+			return Result{}, fmt.Errorf("clear placeholder region %d: %w", id, err)
+		}
+	}
+
+	res := Result{
+		GroupID: leader, OldGroupID: u.want, GroupChanged: leader != u.want,
+		Kept: len(plan.Keep), Added: len(created), Removed: len(plan.Delete), Empty: plan.Empty,
+	}
+	if plan.Empty {
+		res.Kept = 0
+	} else {
+		res.Regions = fileOrder(members, byID, u.ranges)
+	}
+	return res, nil
+}
+
+// view is what resolve found of a group in a listing.
+type view struct {
+	id        uint64 // the leader, or the anchor of the pending regions when rebuilding
+	hasLeader bool
+	alias     string
+	user      string
+	empty     bool
+	members   []dmstats.Region // candidate members, ascending id
+	template  dmstats.Region   // where new regions take their program id, precision and histogram
+}
+
+// resolve finds group want in a listing, together with what interrupted
+// operations left of it. In order:
+//
+//   - want leads a valid group: that group, unless a valid group with a
+//     lower leader also lists want (a regroup whose old tag was not yet
+//     reset): then that one;
+//   - want carries a tag that lists it, but not first (lvm2's bug): that
+//     group, to be regrouped under its lowest member;
+//   - want is listed by a valid group: that group (its leader changed);
+//   - regions pending for want are listed by a valid group: that group (the
+//     old leader was deleted after the new tag was written);
+//   - regions pending for want exist but no group lists them: the group is
+//     rebuilt from them (the leader was deleted before the new tag was
+//     written);
+//   - otherwise ErrNoGroup.
+//
+// The candidate members are the group's existing members plus every region
+// pending for want or for the group found.
+func resolve(regions []dmstats.Region, want uint64) (view, error) {
+	byID := map[uint64]dmstats.Region{}
+	for _, r := range regions {
+		byID[r.ID] = r
+	}
+	groups := map[uint64]dmstats.Group{}
+	listedBy := map[uint64][]uint64{} // region -> leaders of other groups that list it
+	for _, r := range regions {
+		g, ok := validTag(r)
+		if !ok {
+			continue
+		}
+		groups[r.ID] = g
+		for _, m := range g.Members[1:] {
+			if _, exists := byID[m]; exists {
+				listedBy[m] = append(listedBy[m], r.ID)
+			}
+		}
+	}
+	pendingFor := func(anchor uint64) []dmstats.Region {
+		var out []dmstats.Region
+		for _, r := range regions {
+			if p, ok := ParsePending(r.AuxData); ok && p.Anchor == anchor {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	lowest := func(ids []uint64) uint64 { return slices.Min(ids) }
+
+	var v view
+	found := false
+	if _, ok := groups[want]; ok {
+		v.id, found = want, true
+		if l := listedBy[want]; len(l) > 0 && lowest(l) < want {
+			v.id = lowest(l)
+		}
+	} else if g, ok := brokenTag(byID[want], want); ok {
+		// A tag that lists its carrier but not first (lvm2 gives a new
+		// region a free id below the leader and writes such tags): take the
+		// group as it stands; the new tag will be led by its lowest member.
+		groups[want] = g
+		v.id, found = want, true
+	} else if l := listedBy[want]; len(l) > 0 {
+		v.id, found = lowest(l), true
+	} else {
+		for _, r := range pendingFor(want) {
+			if l := listedBy[r.ID]; len(l) > 0 {
+				v.id, found = lowest(l), true
+				break
+			}
+		}
+	}
+
+	seen := map[uint64]bool{}
+	add := func(r dmstats.Region) {
+		if !seen[r.ID] {
+			seen[r.ID] = true
+			v.members = append(v.members, r)
+		}
+	}
+	// Pending regions belong to this group unless another group lists them.
+	addPending := func(anchor uint64) {
+		for _, r := range pendingFor(anchor) {
+			if l := listedBy[r.ID]; len(l) == 0 || slices.Contains(l, v.id) {
+				add(r)
+			}
+		}
+	}
+	if found {
+		g := groups[v.id]
+		v.hasLeader = true
+		v.alias = g.Alias
+		v.user, v.empty = DecodeUserData(g.UserData)
+		v.template = byID[v.id]
+		for _, m := range g.Members {
+			if r, ok := byID[m]; ok {
+				add(r)
+			}
+		}
+		addPending(want)
+		addPending(v.id)
+	} else {
+		pend := pendingFor(want)
+		if len(pend) == 0 {
+			return view{}, fmt.Errorf("group %d: %w", want, ErrNoGroup)
+		}
+		p, _ := ParsePending(pend[0].AuxData)
+		v.id, v.alias, v.user = want, p.Alias, p.UserData
+		v.template = pend[0]
+		addPending(want)
+	}
+	slices.SortFunc(v.members, func(a, b dmstats.Region) int { return cmpU(a.ID, b.ID) })
+	return v, nil
+}
+
+// brokenTag returns the group described by r's tag when the tag lists r
+// but not as its first member (which makes it invalid for lvm2 and for
+// Groups).
+func brokenTag(r dmstats.Region, id uint64) (dmstats.Group, bool) {
+	if r.ID != id {
+		return dmstats.Group{}, false
+	}
+	g, ok, err := dmstats.ParseGroupTag(r.AuxData)
+	if !ok || err != nil || len(g.Members) == 0 || g.Members[0] == id || !slices.Contains(g.Members, id) {
+		return dmstats.Group{}, false
+	}
+	return g, true
+}
+
+func auxKind(aux string) AuxKind {
+	if _, ok := ParsePending(aux); ok {
+		return AuxPending
+	}
+	if _, ok, _ := dmstats.ParseGroupTag(aux); ok {
+		return AuxTag
+	}
+	return AuxPlain
+}
+
+func programOf(r dmstats.Region) string {
+	if r.ProgramID == "-" {
+		return ""
+	}
+	return r.ProgramID
+}
+
+// fileOrder sorts region ids by where they map the file: by the range that
+// holds them, then by start.
+func fileOrder(ids []uint64, byID map[uint64]dmstats.Region, ranges []Range) []uint64 {
+	rank := func(id uint64) (int, uint64) {
+		r := byID[id]
+		for i, rg := range ranges {
+			if rg.Start <= r.Start && r.Start < rg.End() {
+				return i, r.Start
+			}
+		}
+		return len(ranges), r.Start
+	}
+	out := slices.Clone(ids)
+	slices.SortStableFunc(out, func(a, b uint64) int {
+		ia, sa := rank(a)
+		ib, sb := rank(b)
+		if ia != ib {
+			return ia - ib
+		}
+		return cmpU(sa, sb)
+	})
+	return out
+}
