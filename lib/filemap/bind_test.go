@@ -25,10 +25,10 @@ func TestBindRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		name string
-		path string
-		flag int
-		want string // regexp; the file's path is prepended
+		name  string
+		path  string
+		flag  int
+		want  string // regexp; the file's path is prepended
 		notDM bool
 	}{
 		{"directory", dir, os.O_RDONLY, ` is not a regular file \(a directory\)`, false},
