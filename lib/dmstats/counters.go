@@ -6,9 +6,9 @@ import (
 )
 
 // Counters are the 13 counters the kernel prints for one area, in the order
-// of Documentation/admin-guide/device-mapper/statistics.rst. Times (the
-// fields ending in Ticks or InFlight time) are in ms, or in ns for a region
-// with precise timestamps.
+// of Documentation/admin-guide/device-mapper/statistics.rst. The time
+// fields (those ending in Ticks) are in ms, or in ns for a region with
+// precise timestamps.
 type Counters struct {
 	// Reads is the number of reads completed.
 	Reads uint64

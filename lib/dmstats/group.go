@@ -262,11 +262,11 @@ func ParseGroupTag(aux string) (g Group, ok bool, err error) {
 func checkLegacyAlias(alias string) error {
 	why := ""
 	switch {
-	case strings.IndexAny(alias, asciiSpace) >= 0:
+	case strings.ContainsAny(alias, asciiSpace):
 		why = "it contains whitespace, which lvm2 2.03.16 neither escapes nor reads back"
-	case strings.IndexByte(alias, ':') >= 0:
+	case strings.Contains(alias, ":"):
 		why = "it contains ':', which ends the alias in the legacy tag"
-	case strings.IndexByte(alias, '#') >= 0:
+	case strings.Contains(alias, "#"):
 		why = "it contains '#', which starts the user data in the legacy tag"
 	case strings.HasPrefix(alias, `"`):
 		why = "it starts with '\"', which readers take for the quoted tag"

@@ -11,7 +11,9 @@ import (
 type Metrics struct {
 	// Interval is the time the counters grew over.
 	Interval time.Duration
-	// ReadMergesPerSec and WriteMergesPerSec are rrqm/s and wrqm/s.
+	// ReadMergesPerSec and WriteMergesPerSec are rrqm/s and wrqm/s. (lvm2's
+	// dmstats divides merges by the interval in ns, reporting them per
+	// nanosecond; these are per second, as iostat reports them.)
 	ReadMergesPerSec, WriteMergesPerSec float64
 	// ReadsPerSec and WritesPerSec are r/s and w/s.
 	ReadsPerSec, WritesPerSec float64
@@ -91,6 +93,16 @@ func Derive(prev, cur Counters, interval time.Duration, precise bool) (Metrics, 
 		m.ServiceTime = avgDuration(busy, ios)
 	}
 	return m, nil
+}
+
+// DeriveTotals is Derive for two samples of a region's or group's totals;
+// the time unit comes from the samples, which must agree on it (a zero prev,
+// for metrics since the clear, takes cur's).
+func DeriveTotals(prev, cur Totals, interval time.Duration) (Metrics, error) {
+	if prev.Precise != cur.Precise && prev.Counters != (Counters{}) {
+		return Metrics{}, fmt.Errorf("samples in different time units (precise %v, then %v)", prev.Precise, cur.Precise)
+	}
+	return Derive(prev.Counters, cur.Counters, interval, cur.Precise)
 }
 
 func avgDuration(totalNS float64, n uint64) time.Duration {

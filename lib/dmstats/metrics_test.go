@@ -212,3 +212,19 @@ func TestHistogramDelta(t *testing.T) {
 		t.Errorf("backwards: %v", err)
 	}
 }
+
+func TestDeriveTotals(t *testing.T) {
+	cur := Totals{Counters: Counters{Reads: 2, ReadTicks: 4_000_000}, Precise: true}
+	m, err := DeriveTotals(Totals{}, cur, time.Second)
+	if err != nil || m.ReadAwait != 2*time.Millisecond || m.ReadsPerSec != 2 {
+		t.Fatalf("DeriveTotals = %+v, %v", m, err)
+	}
+	prev := Totals{Counters: Counters{Reads: 1, ReadTicks: 1}}
+	if _, err := DeriveTotals(prev, cur, time.Second); err == nil || !strings.Contains(err.Error(), "different time units") {
+		t.Fatalf("mixed units: %v", err)
+	}
+	prev.Precise = true
+	if m, err := DeriveTotals(prev, cur, time.Second); err != nil || m.ReadAwait != 3999999*time.Nanosecond {
+		t.Fatalf("DeriveTotals = %+v, %v", m, err)
+	}
+}
