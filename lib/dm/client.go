@@ -37,6 +37,7 @@ type ioctlFunc func(fd uintptr, req uint32, buf []byte) error
 type Client struct {
 	mu    sync.Mutex
 	f     *os.File
+	fd    uintptr // f's descriptor, taken once
 	ioctl ioctlFunc
 	// buf is the request/reply buffer, reused by every call; it grows
 	// when replies overflow and keeps its largest size.
@@ -61,7 +62,7 @@ func Open() (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{f: f, ioctl: dmioctl.Ioctl, manageNodes: !udevRunning(), mapperDir: MapperDir}
+	c := &Client{f: f, fd: f.Fd(), ioctl: dmioctl.Ioctl, manageNodes: !udevRunning(), mapperDir: MapperDir}
 	if _, err := c.Version(); err != nil {
 		f.Close()
 		return nil, err
@@ -186,7 +187,7 @@ func (c *Client) call(cmd uint32, h dmioctl.Header, payload []byte) (dmioctl.Hea
 			// whatever an earlier reply left in the buffer.
 			clear(buf[dmioctl.HeaderSize:])
 		}
-		if err := c.ioctl(c.f.Fd(), dmioctl.Request(cmd), buf); err != nil {
+		if err := c.ioctl(c.fd, dmioctl.Request(cmd), buf); err != nil {
 			return rep, nil, err
 		}
 		if err := rep.Unmarshal(buf); err != nil {

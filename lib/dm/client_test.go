@@ -200,7 +200,7 @@ func fakeClient(t *testing.T, k *fakeKernel) *Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Client{f: f, ioctl: k.ioctl, mapperDir: t.TempDir()}
+	c := &Client{f: f, fd: f.Fd(), ioctl: k.ioctl, mapperDir: t.TempDir()}
 	t.Cleanup(func() { c.Close() })
 	return c
 }
@@ -234,6 +234,25 @@ func TestMessageBufferGrowth(t *testing.T) {
 	}
 	if want := []uint32{64 << 10, 32 << 10, 16 << 10}; fmt.Sprint(k.sizes) != fmt.Sprint(want) {
 		t.Errorf("buffer sizes after shrink %v, want %v", k.sizes, want)
+	}
+}
+
+// TestMessageAllocs guards the hot path of the stats tools: a message
+// round trip should allocate little beyond the reply string.
+func TestMessageAllocs(t *testing.T) {
+	k := &fakeKernel{t: t, reply: "0"}
+	c := fakeClient(t, k)
+	id := ByName("lab0")
+	allocs := testing.AllocsPerRun(200, func() {
+		k.sizes, k.messages = k.sizes[:0], k.messages[:0]
+		if _, err := c.Message(id, 0, "@stats_print 0"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("%.1f allocations per message", allocs)
+	// The fake itself allocates one string per call (k.messages).
+	if allocs > 2 {
+		t.Errorf("Message allocates %.1f times per call, want at most 2", allocs)
 	}
 }
 

@@ -542,3 +542,37 @@ func TestErrors(t *testing.T) {
 		t.Errorf("failed Create left a device: %v", err)
 	}
 }
+
+// TestOpenRecreatesControlNode removes /dev/mapper/control (the lab VM is
+// throwaway) and checks that Open makes it again from /proc/misc.
+func TestOpenRecreatesControlNode(t *testing.T) {
+	labtest.RequireDM(t)
+	var before unix.Stat_t
+	if err := unix.Stat(dm.ControlPath, &before); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(dm.ControlPath); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := os.Stat(dm.ControlPath); err != nil {
+			_ = unix.Mknod(dm.ControlPath, unix.S_IFCHR|0o600, int(before.Rdev))
+		}
+	})
+	c, err := dm.Open()
+	if err != nil {
+		t.Fatalf("Open without a control node: %v", err)
+	}
+	if _, err := c.Version(); err != nil {
+		t.Errorf("Version through the recreated node: %v", err)
+	}
+	c.Close()
+	var after unix.Stat_t
+	if err := unix.Stat(dm.ControlPath, &after); err != nil {
+		t.Fatal(err)
+	}
+	if after.Mode&unix.S_IFMT != unix.S_IFCHR || after.Rdev != before.Rdev {
+		t.Errorf("recreated node: mode %o dev %d:%d, want char %d:%d", after.Mode,
+			unix.Major(after.Rdev), unix.Minor(after.Rdev), unix.Major(before.Rdev), unix.Minor(before.Rdev))
+	}
+}

@@ -51,7 +51,9 @@ type Options struct {
 	ReadOnly bool
 	// Autoclear makes the kernel detach the device when its last opener
 	// closes it. Attach then keeps the device open until Device.Close, so
-	// the device survives until the caller has opened or claimed it.
+	// the device survives until the caller has opened or claimed it. Keep
+	// the Device reachable until then: the handle is an *os.File, and
+	// garbage collection would close it.
 	Autoclear bool
 	// DirectIO makes the loop driver use direct I/O on the backing file.
 	// Attach fails if the backing file system cannot do it.
