@@ -297,7 +297,7 @@ func listenUnix(path string) (*net.UnixListener, error) {
 
 func qemuArgs(accel string, o Options, k Kernel, initrd, console, work, results string, shares []Share) []string {
 	cmdline := "console=ttyS0 panic=-1 oops=panic quiet loglevel=4 mitigations=off nokaslr " +
-		"i8042.noaux i8042.nomux i8042.nopnp i8042.nokbd random.trust_cpu=on tsc=reliable no_timer_check rdinit=/init"
+		"i8042.noaux i8042.nomux i8042.nopnp i8042.nokbd random.trust_cpu=on tsc=reliable no_timer_check cryptomgr.notests rdinit=/init"
 	if extra := os.Getenv("DMFM_LAB_APPEND"); extra != "" {
 		cmdline += " " + extra // kernel debugging: e.g. DMFM_LAB_APPEND=loglevel=7
 	}
