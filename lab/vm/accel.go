@@ -60,7 +60,7 @@ func chooseAccel(ctx context.Context, want string, k Kernel, progress io.Writer)
 	}
 	fmt.Fprintf(progress, "dmfm lab: /dev/kvm exists; probing whether KVM guests boot here (once, up to %v)\n", kvmProbeTimeout)
 	code, err := Run(ctx, Options{Args: []string{"true"}, Kernel: &k, Accel: "kvm", Timeout: kvmProbeTimeout,
-		Preload: []string{}, Stdout: io.Discard, Stderr: io.Discard, Mem: "512M", CPUs: 1})
+		Preload: []string{}, Stdout: io.Discard, Stderr: io.Discard, Mem: "512M", CPUs: 1, discard: true})
 	verdict := "tcg"
 	if err == nil && code == 0 {
 		verdict = "kvm"

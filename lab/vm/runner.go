@@ -38,6 +38,8 @@ type Options struct {
 	Stderr    io.Writer
 	Progress  io.Writer // slow steps are announced here; nil: quiet
 	Verbose   bool
+
+	discard bool // a probe: never keep the work directory
 }
 
 // DefaultPreload are the modules loaded before the command runs, so that
@@ -112,7 +114,7 @@ func Run(ctx context.Context, o Options) (int, error) {
 	}
 	keep := o.Keep
 	defer func() {
-		if !keep {
+		if !keep || o.discard {
 			os.RemoveAll(work)
 		}
 	}()

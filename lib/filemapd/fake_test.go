@@ -137,7 +137,24 @@ var helperTiming = Timing{
 	Retry:       50 * time.Millisecond,
 }
 
+// realHelperEnv makes the test binary a dmfilemapd with the real updater and
+// labTiming, for the lab tests.
+const realHelperEnv = "FILEMAPD_TEST_REAL"
+
+// labTiming is quick but keeps lvm2's one second for path mode.
+var labTiming = Timing{
+	Debounce:    10 * time.Millisecond,
+	MinInterval: 50 * time.Millisecond,
+	GroupCheck:  500 * time.Millisecond,
+	Rescan:      time.Hour,
+	VanishWait:  time.Second,
+	Retry:       200 * time.Millisecond,
+}
+
 func TestMain(m *testing.M) {
+	if os.Getenv(realHelperEnv) != "" {
+		os.Exit(Program{NewUpdater: NewStatsUpdaterFunc, Timing: labTiming}.Main(os.Args[1:]))
+	}
 	if dir := os.Getenv(helperEnv); dir != "" {
 		delay, _ := time.ParseDuration(os.Getenv(helperDelay))
 		p := Program{

@@ -24,6 +24,7 @@ type Result struct {
 	Kept         int    // regions whose extent did not change
 	Added        int    // regions created
 	Removed      int    // regions deleted
+	Empty        bool   // the file has no extents; the group is a placeholder
 }
 
 // Updater is the daemon's view of the group it keeps up to date. The real one
@@ -197,6 +198,7 @@ type daemon struct {
 	last       shape     // the file at the latest successful update
 	lastPass   time.Time // the latest look at the file
 	lastUpdate time.Time // the latest update, successful or not
+	lastEmpty  bool      // the latest update left an empty placeholder group
 	unlinked   bool      // inode mode: the file has no name left
 	vanishedAt time.Time // path mode: when the path was first found empty
 
@@ -619,13 +621,17 @@ func (d *daemon) update(now time.Time, st shape, forced bool) {
 	}
 	d.failures, d.retryAt = 0, time.Time{}
 	d.last = st
+	defer func() { d.lastEmpty = res.Empty }()
 	level := slog.LevelInfo
-	if res.Added == 0 && res.Removed == 0 && !res.GroupChanged {
+	if res.Added == 0 && res.Removed == 0 && !res.GroupChanged && res.Empty == d.lastEmpty {
 		level = slog.LevelDebug // a look that changed nothing
 	}
 	attrs := []any{"group", res.GroupID, "regions", res.Regions, "kept", res.Kept, "added", res.Added, "removed", res.Removed, "took", took.Round(time.Microsecond)}
 	if res.GroupChanged {
 		attrs = append(attrs, "old_group", res.OldGroupID)
+	}
+	if res.Empty {
+		attrs = append(attrs, "empty", true)
 	}
 	if forced {
 		attrs = append(attrs, "forced", true)

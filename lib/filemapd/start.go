@@ -14,6 +14,9 @@ type StartOptions struct {
 	// Verbose (0..MaxVerbose) is passed to the daemon; above 0 the daemon
 	// logs to the caller's stderr instead of syslog.
 	Verbose int
+	// Stderr is where a verbose daemon logs; nil means the caller's stderr.
+	// Unused when Verbose is 0.
+	Stderr *os.File
 	// Binary is the dmfilemapd to run. Empty: the one next to the running
 	// executable, else the first in $PATH.
 	Binary string
@@ -50,7 +53,10 @@ func Start(f *os.File, groupID uint64, path string, mode Mode, opts StartOptions
 	defer pr.Close()
 	var stderr *os.File
 	if opts.Verbose > 0 {
-		stderr = os.Stderr
+		stderr = opts.Stderr
+		if stderr == nil {
+			stderr = os.Stderr
+		}
 	}
 	// The program we start detaches (foreground 0) and exits: we reap it
 	// here, and its daemon is left to init.
