@@ -12,12 +12,16 @@ import (
 // ControlPath is the device-mapper control node.
 const ControlPath = "/dev/mapper/control"
 
+// controlPath is what RequireDM opens; tests point it elsewhere to prove
+// that a missing dm fails.
+var controlPath = ControlPath
+
 // RequireDM fails the test unless device-mapper is available and the test
 // runs as root. It never skips.
 func RequireDM(t testing.TB) {
 	t.Helper()
 	RequireRoot(t)
-	f, err := os.OpenFile(ControlPath, os.O_RDWR, 0)
+	f, err := os.OpenFile(controlPath, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatalf("lab test needs device-mapper: %v (run it with `make lab-test`, which boots a kernel that has dm)", err)
 	}
