@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Options describe one run of a command in a lab VM.
@@ -177,7 +179,9 @@ func Run(ctx context.Context, o Options) (int, error) {
 	if o.Verbose {
 		fmt.Fprintf(progress, "dmfm lab: %s %s\n", qemu, strings.Join(args, " "))
 	}
-	fmt.Fprintf(progress, "dmfm lab: booting %s (%s, %s, %d cpus)\n", k.Version, accel, o.Mem, o.CPUs)
+	if o.Verbose || isTerminal(progress) {
+		fmt.Fprintf(progress, "dmfm lab: booting %s (%s, %s, %d cpus)\n", k.Version, accel, o.Mem, o.CPUs)
+	}
 	runCtx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(runCtx, qemu, args...)
@@ -458,4 +462,15 @@ func checkStatic(path string) error {
 		}
 	}
 	return nil
+}
+
+// isTerminal reports whether w is a terminal: the boot line is progress for a
+// person waiting, and noise in a test log.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
