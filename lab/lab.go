@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/dmfm/dmfm/lib/dm"
 	"github.com/dmfm/dmfm/lib/loop"
@@ -367,11 +368,19 @@ func removeDM(name string) error {
 		return err
 	}
 	defer c.Close()
-	err = c.Remove(dm.ByName(name))
-	if errors.Is(err, dm.ErrNotFound) {
-		return nil
+	// Right after an unmount the kernel can still hold the device for a
+	// moment; give it a little while before calling it busy.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		err = c.Remove(dm.ByName(name))
+		if errors.Is(err, dm.ErrNotFound) {
+			return nil
+		}
+		if !errors.Is(err, dm.ErrBusy) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return err
 }
 
 // detachBacking detaches every loop device over the backing file.
