@@ -20,6 +20,11 @@ const vmDefaultTimeout = 20 * time.Minute
 // groupFormatEnv names the environment variable that sets --group-format.
 const groupFormatEnv = "DMFM_GROUP_FORMAT"
 
+func init() {
+	// -v is --verbose, as in dmstats; urfave/cli would give it to --version.
+	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version"}
+}
+
 // globalFlags are the options every dmfm command takes. The stats commands
 // accept them after the command name too (dmstats users put them anywhere).
 func globalFlags() []cli.Flag {
@@ -128,6 +133,9 @@ func parseInterspersed(c *cli.Context) (pc *cli.Context, help bool, err error) {
 	if err := set.Parse(append(append(opts, "--"), pos...)); err != nil {
 		return nil, false, err
 	}
+	if err := normalizeAliases(set, c.Command.Flags); err != nil {
+		return nil, false, err
+	}
 	if h := set.Lookup("help"); h != nil && h.Value.String() == "true" {
 		help = true
 	}
@@ -138,6 +146,45 @@ func parseInterspersed(c *cli.Context) (pc *cli.Context, help bool, err error) {
 	pc = cli.NewContext(c.App, set, parent)
 	pc.Command = c.Command
 	return pc, help, nil
+}
+
+// normalizeAliases gives every name of a flag the value set through any of
+// them (urfave/cli registers each alias as a flag of its own), as urfave's
+// own parser does.
+func normalizeAliases(set *flag.FlagSet, flags []cli.Flag) error {
+	visited := map[string]bool{}
+	set.Visit(func(f *flag.Flag) { visited[f.Name] = true })
+	for _, f := range flags {
+		names := f.Names()
+		from := ""
+		for _, n := range names {
+			if visited[n] {
+				from = n
+			}
+		}
+		if from == "" {
+			continue
+		}
+		v := set.Lookup(from).Value.String()
+		for _, n := range names {
+			if n == from || visited[n] {
+				continue
+			}
+			// Setting a counted switch would count it again.
+			var count *int
+			var saved int
+			if b, ok := f.(*cli.BoolFlag); ok && b.Count != nil {
+				count, saved = b.Count, *b.Count
+			}
+			if err := set.Set(n, v); err != nil {
+				return err
+			}
+			if count != nil {
+				*count = saved
+			}
+		}
+	}
+	return nil
 }
 
 func isBoolFlag(f *flag.Flag) bool {
@@ -225,7 +272,12 @@ func (s *session) Close() error { return s.c.Close() }
 // latest @stats_list reply until a message changes the regions, so that the
 // steps of one command do not list the device again and again.
 func (s *session) stats(d device) *dmstats.Stats {
-	return dmstats.New(&listCache{m: dmstats.DeviceMessenger(s.c, dm.ByDevno(d.Major, d.Minor))})
+	return dmstats.New(s.messenger(d))
+}
+
+// messenger sends messages to device d, with the listing cache of stats.
+func (s *session) messenger(d device) dmstats.Messenger {
+	return &listCache{m: dmstats.DeviceMessenger(s.c, dm.ByDevno(d.Major, d.Minor))}
 }
 
 // listCache is a Messenger that answers a repeated "@stats_list" from its
@@ -254,7 +306,7 @@ func (l *listCache) Message(msg string) (string, error) {
 	return l.m.Message(msg)
 }
 
-// warnf prints a warning on stderr in the tool's usual form.
-func warnf(format string, a ...any) {
-	fmt.Fprintf(os.Stderr, "dmfm: warning: "+format+"\n", a...)
+// warnf prints a warning in the tool's usual form.
+func warnf(w io.Writer, format string, a ...any) {
+	fmt.Fprintf(w, "dmfm: warning: "+format+"\n", a...)
 }
