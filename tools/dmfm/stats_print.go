@@ -143,27 +143,9 @@ func runPrint(c *cli.Context) error {
 		default:
 			regions = st.ofProgram(o.program)
 		}
-		dj := printDeviceJSON{Name: d.Name, UUID: d.UUID, Major: d.Major, Minor: d.Minor, Regions: []printRegionJSON{}}
-		for _, r := range regions {
-			msg := "@stats_print " + strconv.FormatUint(r.ID, 10)
-			if clear {
-				msg = "@stats_print_clear " + strconv.FormatUint(r.ID, 10)
-			}
-			reply, err := m.Message(msg)
-			if err != nil {
-				return fmt.Errorf("print: region %d on %s: %w", r.ID, d.Name, err)
-			}
-			if !asJSON {
-				if _, err := io.WriteString(c.App.Writer, reply); err != nil {
-					return err
-				}
-				continue
-			}
-			areas, err := dmstats.ParsePrint(reply)
-			if err != nil {
-				return fmt.Errorf("print: region %d on %s: %w", r.ID, d.Name, err)
-			}
-			dj.Regions = append(dj.Regions, regionJSON(r, areas))
+		dj, err := printRegions(c.App.Writer, m, d, regions, clear, asJSON)
+		if err != nil {
+			return fmt.Errorf("print: %w", err)
 		}
 		doc.Devices = append(doc.Devices, dj)
 	}
@@ -171,6 +153,34 @@ func runPrint(c *cli.Context) error {
 		return writeJSON(c.App.Writer, doc)
 	}
 	return nil
+}
+
+// printRegions prints the counters of regions of device d: the kernel's
+// rows to w, or, with asJSON, into the returned document.
+func printRegions(w io.Writer, m dmstats.Messenger, d device, regions []dmstats.Region, clear, asJSON bool) (printDeviceJSON, error) {
+	dj := printDeviceJSON{Name: d.Name, UUID: d.UUID, Major: d.Major, Minor: d.Minor, Regions: []printRegionJSON{}}
+	for _, r := range regions {
+		msg := "@stats_print " + strconv.FormatUint(r.ID, 10)
+		if clear {
+			msg = "@stats_print_clear " + strconv.FormatUint(r.ID, 10)
+		}
+		reply, err := m.Message(msg)
+		if err != nil {
+			return dj, fmt.Errorf("region %d on %s: %w", r.ID, d.Name, err)
+		}
+		if !asJSON {
+			if _, err := io.WriteString(w, reply); err != nil {
+				return dj, err
+			}
+			continue
+		}
+		areas, err := dmstats.ParsePrint(reply)
+		if err != nil {
+			return dj, fmt.Errorf("region %d on %s: %w", r.ID, d.Name, err)
+		}
+		dj.Regions = append(dj.Regions, regionJSON(r, areas))
+	}
+	return dj, nil
 }
 
 // writeJSON writes v indented, with a final newline.

@@ -54,18 +54,20 @@ func hasDM() bool {
 	return true
 }
 
-// splitWords splits a command line on blanks; '...' quotes a word.
+// splitWords splits a command line on blanks; '...' and "..." quote.
 func splitWords(s string) []string {
 	var out []string
 	var cur strings.Builder
-	in, quoted := false, false
+	in := false
+	var quote byte
 	for i := 0; i < len(s); i++ {
 		ch := s[i]
 		switch {
-		case ch == '\'':
-			quoted = !quoted
-			in = true
-		case (ch == ' ' || ch == '\t') && !quoted:
+		case quote == 0 && (ch == '\'' || ch == '"'):
+			quote, in = ch, true
+		case quote != 0 && ch == quote:
+			quote = 0
+		case (ch == ' ' || ch == '\t') && quote == 0:
 			if in {
 				out = append(out, cur.String())
 				cur.Reset()
