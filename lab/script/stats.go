@@ -1,0 +1,278 @@
+package script
+
+import (
+	"cmp"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dmfm/dmfm/lib/dm"
+	"github.com/dmfm/dmfm/lib/dmstats"
+	"github.com/dmfm/dmfm/lib/filemap"
+	"github.com/rogpeppe/go-internal/testscript"
+	"golang.org/x/sys/unix"
+)
+
+func init() {
+	register("extents", command{usage: "extents FILE", run: cmdExtents})
+	register("statslist", command{usage: "statslist [DEV]", run: cmdStatslist})
+	register("regions", command{usage: "regions DEV GROUP", run: cmdRegions})
+	register("waitgroup", command{usage: "waitgroup DEV GROUP FILE [TIMEOUT]", run: cmdWaitgroup})
+	register("counters", command{usage: "counters DEV GROUP", neg: true, run: cmdCounters})
+}
+
+// DefaultWait is how long waitgroup and daemon exited wait by default.
+const DefaultWait = 20 * time.Second
+
+var devnoRE = regexp.MustCompile(`^(\d+):(\d+)$`)
+
+// devID resolves a device argument: a dm name, /dev/mapper/NAME, another
+// block device node (/dev/dm-3) or MAJOR:MINOR.
+func devID(s string) (dm.DevID, error) {
+	if m := devnoRE.FindStringSubmatch(s); m != nil {
+		maj, err1 := strconv.ParseUint(m[1], 10, 32)
+		min, err2 := strconv.ParseUint(m[2], 10, 32)
+		if err1 != nil || err2 != nil {
+			return dm.DevID{}, fmt.Errorf("device %q: bad major:minor", s)
+		}
+		return dm.ByDevno(uint32(maj), uint32(min)), nil
+	}
+	if name, ok := strings.CutPrefix(s, dm.MapperDir+"/"); ok {
+		return dm.ByName(name), nil
+	}
+	if strings.HasPrefix(s, "/") {
+		var st unix.Stat_t
+		if err := unix.Stat(s, &st); err != nil {
+			return dm.DevID{}, fmt.Errorf("device %s: %w", s, err)
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFBLK {
+			return dm.DevID{}, fmt.Errorf("device %s is not a block device", s)
+		}
+		return dm.ByDevno(unix.Major(st.Rdev), unix.Minor(st.Rdev)), nil
+	}
+	if s == "" {
+		return dm.DevID{}, fmt.Errorf("no device given (is $LABDEV set? run lab first)")
+	}
+	return dm.ByName(s), nil
+}
+
+// withStats runs fn with dm-stats access to the device named by arg.
+func withStats(ts *testscript.TestScript, what, arg string, fn func(*dmstats.Stats) error) {
+	id, err := devID(arg)
+	if err != nil {
+		ts.Fatalf("%s: %v", what, err)
+	}
+	c, err := dm.Open()
+	if err != nil {
+		ts.Fatalf("%s: %v", what, err)
+	}
+	defer c.Close()
+	if err := fn(dmstats.New(dmstats.DeviceMessenger(c, id))); err != nil {
+		ts.Fatalf("%s: %v", what, err)
+	}
+}
+
+func cmdExtents(ts *testscript.TestScript, _ *state, _ bool, args []string) {
+	nargs(ts, "extents FILE", args, 1, 1)
+	rs := fileRanges(ts, "extents", args[0])
+	fmt.Fprint(ts.Stdout(), formatRanges(rs))
+}
+
+func fileRanges(ts *testscript.TestScript, what, name string) []filemap.Range {
+	f, err := os.Open(ts.MkAbs(name))
+	if err != nil {
+		ts.Fatalf("%s: %v", what, err)
+	}
+	defer f.Close()
+	rs, err := filemap.Ranges(f)
+	if err != nil {
+		ts.Fatalf("%s %s: %v", what, name, err)
+	}
+	return rs
+}
+
+func cmdStatslist(ts *testscript.TestScript, _ *state, _ bool, args []string) {
+	nargs(ts, "statslist [DEV]", args, 0, 1)
+	dev := ts.Getenv("LABDEV")
+	if len(args) == 1 {
+		dev = args[0]
+	}
+	id, err := devID(dev)
+	if err != nil {
+		ts.Fatalf("statslist: %v", err)
+	}
+	c, err := dm.Open()
+	if err != nil {
+		ts.Fatalf("statslist: %v", err)
+	}
+	defer c.Close()
+	reply, err := c.Message(id, 0, "@stats_list")
+	if err != nil {
+		ts.Fatalf("statslist: %v", err)
+	}
+	if reply != "" && !strings.HasSuffix(reply, "\n") {
+		reply += "\n"
+	}
+	fmt.Fprint(ts.Stdout(), reply)
+}
+
+// groupRanges returns the ranges of group's members, sorted by start, and
+// whether the group exists.
+func groupRanges(st *dmstats.Stats, group uint64) ([]filemap.Range, bool, error) {
+	regions, err := st.List("")
+	if err != nil {
+		return nil, false, err
+	}
+	groups, _ := dmstats.Groups(regions)
+	for _, g := range groups {
+		if g.ID != group {
+			continue
+		}
+		var rs []filemap.Range
+		for _, r := range regions {
+			if slices.Contains(g.Members, r.ID) {
+				rs = append(rs, filemap.Range{Start: r.Start, Length: r.Length})
+			}
+		}
+		sortRanges(rs)
+		return rs, true, nil
+	}
+	return nil, false, nil
+}
+
+func sortRanges(rs []filemap.Range) {
+	slices.SortFunc(rs, func(a, b filemap.Range) int {
+		if c := cmp.Compare(a.Start, b.Start); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Length, b.Length)
+	})
+}
+
+func groupArgs(ts *testscript.TestScript, usage string, args []string) (string, uint64) {
+	g, err := parseID("GROUP", args[1])
+	if err != nil {
+		usageErr(ts, usage, "%v", err)
+	}
+	return args[0], g
+}
+
+func cmdRegions(ts *testscript.TestScript, _ *state, _ bool, args []string) {
+	const usage = "regions DEV GROUP"
+	nargs(ts, usage, args, 2, 2)
+	dev, group := groupArgs(ts, usage, args)
+	withStats(ts, "regions", dev, func(st *dmstats.Stats) error {
+		rs, ok, err := groupRanges(st, group)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("group %d does not exist on %s", group, dev)
+		}
+		fmt.Fprint(ts.Stdout(), formatRanges(rs))
+		return nil
+	})
+}
+
+// cmdWaitgroup waits until the group's member regions are exactly the
+// file's extents (compared as sets of ranges) and prints them, sorted by
+// start; on timeout it fails showing both.
+func cmdWaitgroup(ts *testscript.TestScript, _ *state, _ bool, args []string) {
+	const usage = "waitgroup DEV GROUP FILE [TIMEOUT]"
+	nargs(ts, usage, args, 3, 4)
+	dev, group := groupArgs(ts, usage, args)
+	wait := DefaultWait
+	if len(args) == 4 {
+		d, err := parseTimeout(args[3])
+		if err != nil {
+			usageErr(ts, usage, "%v", err)
+		}
+		wait = d
+	}
+	deadline := time.Now().Add(wait)
+	withStats(ts, "waitgroup", dev, func(st *dmstats.Stats) error {
+		for {
+			want := fileRanges(ts, "waitgroup", args[2])
+			sortRanges(want)
+			got, ok, err := groupRanges(st, group)
+			if err != nil {
+				return err
+			}
+			if ok && slices.Equal(got, want) {
+				fmt.Fprint(ts.Stdout(), formatRanges(got))
+				return nil
+			}
+			if time.Now().After(deadline) {
+				have := "(group does not exist)\n"
+				if ok {
+					have = formatRanges(got)
+					if have == "" {
+						have = "(no members)\n"
+					}
+				}
+				ext := formatRanges(want)
+				if ext == "" {
+					ext = "(no extents)\n"
+				}
+				return fmt.Errorf("group %d on %s does not map %s after %v\nregions of group %d (by start):\n%sextents of %s (by start):\n%s",
+					group, dev, args[2], wait, group, have, args[2], ext)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+}
+
+// cmdCounters prints the group's I/O totals and checks that none of them
+// went backwards since this script's last counters call for the same
+// device and group (with !, that one did).
+func cmdCounters(ts *testscript.TestScript, s *state, neg bool, args []string) {
+	const usage = "counters DEV GROUP"
+	nargs(ts, usage, args, 2, 2)
+	dev, group := groupArgs(ts, usage, args)
+	var cur dmstats.Counters
+	withStats(ts, "counters", dev, func(st *dmstats.Stats) error {
+		regions, err := st.List("")
+		if err != nil {
+			return err
+		}
+		groups, _ := dmstats.Groups(regions)
+		for _, g := range groups {
+			if g.ID == group {
+				t, err := st.GroupTotals(g, regions, false)
+				cur = t.Counters
+				return err
+			}
+		}
+		return fmt.Errorf("group %d does not exist on %s", group, dev)
+	})
+	fmt.Fprintf(ts.Stdout(), "reads %d read_sectors %d writes %d write_sectors %d\n", cur.Reads, cur.ReadSectors, cur.Writes, cur.WriteSectors)
+	key := dev + "\x00" + strconv.FormatUint(group, 10)
+	prev, seen := s.counters[key]
+	s.counters[key] = cur
+	var back []string
+	for _, c := range []struct {
+		name      string
+		prev, cur uint64
+	}{
+		{"reads", prev.Reads, cur.Reads},
+		{"read_sectors", prev.ReadSectors, cur.ReadSectors},
+		{"writes", prev.Writes, cur.Writes},
+		{"write_sectors", prev.WriteSectors, cur.WriteSectors},
+	} {
+		if c.cur < c.prev {
+			back = append(back, fmt.Sprintf("%s %d -> %d", c.name, c.prev, c.cur))
+		}
+	}
+	switch {
+	case !seen && neg:
+		ts.Fatalf("! counters: no earlier counters for group %d on %s to compare with", group, dev)
+	case len(back) > 0 && !neg:
+		ts.Fatalf("counters of group %d on %s went backwards: %s", group, dev, strings.Join(back, ", "))
+	case len(back) == 0 && neg:
+		ts.Fatalf("counters of group %d on %s did not go backwards", group, dev)
+	}
+}
