@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -1022,7 +1023,7 @@ func runChild(t *testing.T, e *env, op string, f *os.File, gid uint64, exact boo
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(unix.WaitStatus); ok && ws.Signaled() && ws.Signal() == unix.SIGKILL {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
 			return true
 		}
 	}
