@@ -69,15 +69,12 @@ func (w *watcher) wake() {
 	_, _ = unix.Write(w.efd, one[:])
 }
 
-// wait blocks until events arrive, wake is called or timeout passes (a
-// negative timeout waits for ever). It returns the events read, and whether it
-// was woken. An interrupted wait returns nothing and no error.
+// wait blocks until events arrive, wake is called or timeout passes (zero or
+// less: it only looks). It returns the events read, and whether it was woken.
+// An interrupted wait returns nothing and no error.
 func (w *watcher) wait(timeout time.Duration) ([]event, bool, error) {
-	ms := -1
-	if timeout >= 0 {
-		// Round up so that a wait never ends just before its deadline.
-		ms = int((timeout + time.Millisecond - 1) / time.Millisecond)
-	}
+	// Round up so that a wait never ends just before its deadline.
+	ms := int((max(timeout, 0) + time.Millisecond - 1) / time.Millisecond)
 	fds := []unix.PollFd{{Fd: int32(w.ifd), Events: unix.POLLIN}, {Fd: int32(w.efd), Events: unix.POLLIN}}
 	if _, err := unix.Poll(fds, ms); err != nil {
 		if errors.Is(err, unix.EINTR) {

@@ -180,7 +180,7 @@ func startDaemon(t *testing.T, path string, gid uint64, m Mode, bin string) int 
 			syscall.Kill(pid, syscall.SIGKILL)
 			labWaitGone(t, pid)
 		}
-		if t.Failed() {
+		if t.Failed() || os.Getenv("FILEMAPD_SHOW_LOG") != "" {
 			b, _ := os.ReadFile(logf.Name())
 			t.Logf("daemon %d log:\n%s", pid, b)
 		}

@@ -23,8 +23,10 @@ type NewUpdaterFunc func(f *os.File, a Args, log *slog.Logger) (Updater, error)
 // Program is the dmfilemapd command: the tool runs it with
 // [NewStatsUpdater], tests with fakes and short timings.
 type Program struct {
+	// NewUpdater makes the daemon's Updater once the file is known.
 	NewUpdater NewUpdaterFunc
-	Timing     Timing
+	// Timing tunes the watch loop; zero fields take DefaultTiming's.
+	Timing Timing
 }
 
 // readyTimeout bounds the wait of a detaching dmfilemapd for the daemon it
@@ -173,8 +175,7 @@ func detach(a Args, rp *readyPipe) int {
 	if a.Verbose > 0 {
 		stderr = os.Stderr
 	}
-	// /proc/self/exe is this very program, even if its file was replaced.
-	cmd := command("/proc/self/exe", child, f, pw, stderr)
+	cmd := command(selfExe(), child, f, pw, stderr)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Start()
 	pw.Close()
@@ -200,6 +201,18 @@ func detach(a Args, rp *readyPipe) int {
 		err = fmt.Errorf("the daemon failed: %w", werr)
 	}
 	return fail(err)
+}
+
+// selfExe is the file to run this program again from: its path, so that the
+// daemon's process name is the program's (pgrep dmfilemapd finds it), or
+// /proc/self/exe when that path is gone.
+func selfExe() string {
+	if exe, err := os.Executable(); err == nil {
+		if _, err := os.Stat(exe); err == nil {
+			return exe
+		}
+	}
+	return "/proc/self/exe"
 }
 
 // closeOnExecAll marks every descriptor above stderr close-on-exec.

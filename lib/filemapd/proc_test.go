@@ -98,6 +98,14 @@ func checkDaemonProcess(t *testing.T, pid int, file string, keepStderr bool) {
 	if ps.ppid == os.Getpid() {
 		t.Errorf("daemon %d is the test's child: it would be the test's zombie", pid)
 	}
+	// Found by its program's name (pgrep), not as "exe".
+	wantComm := filepath.Base(os.Args[0])
+	if len(wantComm) > 15 {
+		wantComm = wantComm[:15]
+	}
+	if comm, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm"); err != nil || strings.TrimSpace(string(comm)) != wantComm {
+		t.Errorf("daemon's process name %q, %v; want %q", comm, err, wantComm)
+	}
 	if cwd, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/cwd"); err != nil || cwd != "/" {
 		t.Errorf("daemon's working directory %q, %v; want /", cwd, err)
 	}
@@ -115,9 +123,10 @@ func checkDaemonProcess(t *testing.T, pid int, file string, keepStderr bool) {
 		if _, ok := want[fd]; ok {
 			continue
 		}
-		// Its own kernel objects (inotify, eventfd, epoll) and the cgroup
-		// CPU limit files the Go runtime keeps open are not inherited.
-		if !strings.HasPrefix(l, "anon_inode:") && !strings.HasPrefix(l, "/sys/fs/cgroup/") {
+		// Its own kernel objects (inotify, eventfd, epoll), its syslog
+		// socket and the cgroup CPU limit files the Go runtime keeps open
+		// are not inherited.
+		if !strings.HasPrefix(l, "anon_inode:") && !strings.HasPrefix(l, "socket:") && !strings.HasPrefix(l, "/sys/fs/cgroup/") {
 			t.Errorf("daemon has fd %d -> %q beyond stdio and the file", fd, l)
 		}
 	}

@@ -129,8 +129,10 @@ type Config struct {
 	File *os.File
 	// Path is the file's absolute path; path mode follows it, inode mode
 	// only logs it.
-	Path    string
-	Mode    Mode
+	Path string
+	// Mode says whether the inode or the path is followed.
+	Mode Mode
+	// Updater re-maps the group and checks that it exists.
 	Updater Updater
 	// Logger receives one line per update and the reasons for leaving; nil
 	// discards.
@@ -198,6 +200,7 @@ type daemon struct {
 	last       shape     // the file at the latest successful update
 	lastPass   time.Time // the latest look at the file
 	lastUpdate time.Time // the latest update, successful or not
+	lastMount  time.Time // the latest check that the file's mount is attached
 	lastEmpty  bool      // the latest update left an empty placeholder group
 	unlinked   bool      // inode mode: the file has no name left
 	vanishedAt time.Time // path mode: when the path was first found empty
@@ -423,10 +426,13 @@ func (d *daemon) pass(now time.Time) (Reason, bool, error) {
 	if !ok {
 		return ReasonGroupDeleted, true, nil
 	}
-	if gone, err := mountDetached(d.file); err != nil {
-		d.log.Warn("cannot check the file's mount", "err", err)
-	} else if gone {
-		return ReasonUnmounted, true, nil
+	if now.Sub(d.lastMount) >= d.t.GroupCheck {
+		d.lastMount = now
+		if gone, err := mountDetached(d.file); err != nil {
+			d.log.Warn("cannot check the file's mount", "err", err)
+		} else if gone {
+			return ReasonUnmounted, true, nil
+		}
 	}
 
 	switch d.cfg.Mode {
