@@ -102,7 +102,11 @@
 // pending for the group joins the candidate members, which are then planned
 // like members: kept if they fit the file, deleted otherwise. A crash
 // therefore leaves nothing that the next Update does not either adopt or
-// delete. Until the last message of a regroup, Update with the old group
+// delete. One exception guards other groups: because members are deleted
+// while still listed, a crash can leave a tag naming an id that the kernel
+// has since given to another group's region. A candidate that another
+// group's tag also lists is therefore never deleted or marked: it is kept
+// if it fits the file and otherwise only left out of the new tag. Until the last message of a regroup, Update with the old group
 // id still finds the group; after it the old id is gone like any deleted
 // region and the group answers to its new id (Result.GroupID), so a caller
 // that died in that instant must look the group up again (its alias is

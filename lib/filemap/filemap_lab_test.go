@@ -46,14 +46,6 @@ type env struct {
 	dir string // a directory on the file system
 }
 
-// devMessenger sends messages to sector 0 of one dm device.
-type devMessenger struct {
-	c  *dm.Client
-	id dm.DevID
-}
-
-func (d devMessenger) Message(msg string) (string, error) { return d.c.Message(d.id, 0, msg) }
-
 func newEnv(t *testing.T, fs lab.FS, mountOpts string) *env {
 	t.Helper()
 	labtest.RequireDM(t)
@@ -71,7 +63,7 @@ func newEnv(t *testing.T, fs lab.FS, mountOpts string) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	m := devMessenger{c: c, id: dm.ByDevno(l.Major, l.Minor)}
+	m := dmstats.DeviceMessenger(c, dm.ByDevno(l.Major, l.Minor))
 	dir := filepath.Join(l.Mountpoint, strings.NewReplacer("/", "_").Replace(t.Name()))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -985,7 +977,7 @@ func crashChild() int {
 		return fail(err)
 	}
 	defer c.Close()
-	st := dmstats.New(&killMessenger{inner: devMessenger{c: c, id: dm.ByDevno(major, minor)}, killAt: killAt})
+	st := dmstats.New(&killMessenger{inner: dmstats.DeviceMessenger(c, dm.ByDevno(major, minor)), killAt: killAt})
 	f, err := os.Open(os.Getenv("DMFM_FILE"))
 	if err != nil {
 		return fail(err)
@@ -1117,5 +1109,118 @@ func TestLabUpdateCrash(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// meddler creates a region of another program just before the first
+// @stats_create it forwards, as another tool on the device would: the id
+// Create predicted for its leader is then taken.
+type meddler struct {
+	inner dmstats.Messenger
+	done  bool
+}
+
+func (m *meddler) Message(msg string) (string, error) {
+	if !m.done && strings.HasPrefix(msg, "@stats_create") {
+		m.done = true
+		if _, err := m.inner.Message("@stats_create 0+8 /1 " + otherProgram); err != nil {
+			return "", err
+		}
+	}
+	return m.inner.Message(msg)
+}
+
+func TestLabCreateRacesForeignRegion(t *testing.T) {
+	e := newEnv(t, lab.FSXFS, "allocsize=4k")
+	f := fragmented(t, e.dir, "raced", 3)
+	res, err := Create(dmstats.New(&meddler{inner: e.m}), f, f.Name(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.GroupID != 1 {
+		t.Errorf("group %d, want 1 (0 was taken under our feet)", res.GroupID)
+	}
+	checkGroup(t, e, f, res.GroupID, true)
+}
+
+// Two files on one device updated at the same time: the device lock keeps
+// their groups apart.
+func TestLabConcurrentUpdates(t *testing.T) {
+	e := newEnv(t, lab.FSXFS, "allocsize=4k")
+	files := []*os.File{fragmented(t, e.dir, "a", 3), fragmented(t, e.dir, "b", 3)}
+	gids := make([]uint64, len(files))
+	for i, f := range files {
+		res, err := Create(e.st, f, f.Name(), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		gids[i] = res.GroupID
+	}
+	for round := range 6 {
+		for i, f := range files {
+			if round%2 == 0 {
+				appendBlocks(t, f, int64(10+round*4), int64(12+round*4), true)
+			} else {
+				punchBlock(t, f, int64(round/2))
+			}
+			_ = i
+		}
+		errs := make(chan error, len(files))
+		results := make([]Result, len(files))
+		for i, f := range files {
+			go func() {
+				// Each goroutine has its own handle, like two processes.
+				st := dmstats.New(dmstats.DeviceMessenger(e.c, dm.ByDevno(e.l.Major, e.l.Minor)))
+				var err error
+				results[i], err = Update(st, gids[i], f, UpdateOptions{Exact: i == 1})
+				errs <- err
+			}()
+		}
+		for range files {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		rows := e.list(t)
+		seen := map[uint64]bool{}
+		for i, f := range files {
+			gids[i] = results[i].GroupID
+			g, ok := validTag(regionByID(rows, gids[i]))
+			if !ok {
+				t.Fatalf("round %d: group %d of %s is gone\n%s", round, gids[i], f.Name(), rowsText(rows))
+			}
+			for _, m := range g.Members {
+				seen[m] = true
+			}
+			checkMembers(t, rows, g, ranges(t, f), i == 1)
+		}
+		for _, r := range rows {
+			if !seen[r.ID] {
+				t.Errorf("round %d: orphan region %d\n%s", round, r.ID, rowsText(rows))
+			}
+		}
+	}
+}
+
+// checkMembers verifies that group g maps the given ranges.
+func checkMembers(t *testing.T, rows []dmstats.Region, g dmstats.Group, want []Range, exact bool) {
+	t.Helper()
+	var got []Range
+	for _, m := range g.Members {
+		r := regionByID(rows, m)
+		got = append(got, Range{r.Start, r.Length})
+		if m != g.ID && r.AuxData != "-" {
+			t.Errorf("group %d: member %d has aux data %q", g.ID, m, r.AuxData)
+		}
+	}
+	if exact {
+		sortRanges(got)
+		want = slices.Clone(want)
+		sortRanges(want)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("group %d maps %v, want %v", g.ID, got, want)
+		}
+	} else if fmt.Sprint(coverage(got)) != fmt.Sprint(coverage(want)) || overlapping(got) {
+		t.Errorf("group %d maps %v, want %v", g.ID, got, want)
 	}
 }

@@ -25,6 +25,12 @@ const (
 type Member struct {
 	ID, Start, Length uint64
 	Aux               AuxKind
+	// Shared is true when another group's tag lists the region too (a
+	// crash can leave a stale listing of an id that another group has
+	// since been given). A shared region is kept if it fits the file and
+	// otherwise only left out of the tag, never deleted or marked: it may
+	// be the other group's.
+	Shared bool
 }
 
 func (m Member) end() uint64 { return m.Start + m.Length }
@@ -58,6 +64,9 @@ type Plan struct {
 	Delete []uint64
 	// Keep lists the members that stay, ascending.
 	Keep []uint64
+	// Release lists shared members that do not fit the file: they are left
+	// out of the tag but not deleted.
+	Release []uint64
 	// Create lists the ranges that need new regions, in file order, and
 	// NewIDs the ids the kernel is expected to give them.
 	Create []Range
@@ -102,12 +111,15 @@ func PlanUpdate(s State, ranges []Range, exact bool) Plan {
 	switch {
 	case len(ranges) == 0:
 		p.Empty = true
-		if len(members) > 0 {
-			ph := members[0].ID
-			if s.HasLeader {
-				ph = s.Leader
+		for _, m := range members {
+			if !m.Shared {
+				ph := m.ID
+				if s.HasLeader {
+					ph = s.Leader
+				}
+				keep[ph] = true
+				break
 			}
-			keep[ph] = true
 		}
 	case exact:
 		claimed := make([]bool, len(ranges))
@@ -140,16 +152,19 @@ func PlanUpdate(s State, ranges []Range, exact bool) Plan {
 	}
 
 	for _, m := range members {
-		if keep[m.ID] {
+		switch {
+		case keep[m.ID]:
 			p.Keep = append(p.Keep, m.ID)
-		} else {
+		case m.Shared:
+			p.Release = append(p.Release, m.ID)
+		default:
 			p.Delete = append(p.Delete, m.ID)
 		}
 	}
 	slices.Reverse(p.Delete)
 	if s.HasLeader && !keep[s.Leader] {
 		for _, id := range p.Keep {
-			if byID[id].Aux != AuxPending {
+			if byID[id].Aux != AuxPending && !byID[id].Shared {
 				p.Mark = append(p.Mark, id)
 			}
 		}

@@ -20,7 +20,7 @@ import (
 //	used ID...                  every region id on the device
 //	leader ID|none
 //	empty                       the group is an empty placeholder
-//	member ID START+LEN [plain|pending|tag]
+//	member ID START+LEN [plain|pending|tag] [shared]
 //	ranges START+LEN...         the file's ranges (none: no extents)
 //
 // plan: one line per Plan field, as renderPlan writes it.
@@ -93,8 +93,8 @@ func parseState(text string) (State, []Range, bool, error) {
 		case "empty":
 			s.Empty = true
 		case "member":
-			if len(f) < 3 || len(f) > 4 {
-				return bad(fmt.Errorf("want member ID START+LEN [kind]"))
+			if len(f) < 3 || len(f) > 5 {
+				return bad(fmt.Errorf("want member ID START+LEN [kind] [shared]"))
 			}
 			id, err := strconv.ParseUint(f[1], 10, 64)
 			if err != nil {
@@ -105,7 +105,13 @@ func parseState(text string) (State, []Range, bool, error) {
 				return bad(err)
 			}
 			m := Member{ID: id, Start: r.Start, Length: r.Length}
-			if len(f) == 4 {
+			if len(f) == 5 {
+				if f[4] != "shared" {
+					return bad(fmt.Errorf("unknown member flag %q", f[4]))
+				}
+				m.Shared = true
+			}
+			if len(f) >= 4 {
 				switch f[3] {
 				case "plain":
 				case "pending":
@@ -176,6 +182,7 @@ func renderPlan(p Plan) string {
 		ids("mark", p.Mark),
 		ids("delete", p.Delete),
 		ids("keep", p.Keep),
+		ids("release", p.Release),
 		strings.Join(rs, " "),
 		ids("newids", p.NewIDs),
 		ids("members", p.Members),

@@ -58,6 +58,16 @@ func TestResolve(t *testing.T) {
 	}
 }
 
+func sharedLine(v view) string {
+	var ids []string
+	for _, r := range v.members {
+		if v.shared[r.ID] {
+			ids = append(ids, strconv.FormatUint(r.ID, 10))
+		}
+	}
+	return strings.TrimSpace("shared " + strings.Join(ids, " "))
+}
+
 func renderView(v view) string {
 	kinds := []string{"plain", "pending", "tag"}
 	var ms []string
@@ -71,6 +81,7 @@ func renderView(v view) string {
 		fmt.Sprintf("user %q", v.user),
 		fmt.Sprintf("empty %v", v.empty),
 		"members " + strings.Join(ms, " "),
+		sharedLine(v),
 		fmt.Sprintf("template %d %s precise=%v bounds=%v", v.template.ID, v.template.ProgramID, v.template.Precise, v.template.Bounds),
 	}, "\n")
 }

@@ -87,7 +87,7 @@ func (u *updater) run() (Result, error) {
 	state := State{Leader: v.id, HasLeader: v.hasLeader, Empty: v.empty, Used: regionIDs(regions)}
 	byID := map[uint64]dmstats.Region{}
 	for _, r := range v.members {
-		state.Members = append(state.Members, Member{ID: r.ID, Start: r.Start, Length: r.Length, Aux: auxKind(r.AuxData)})
+		state.Members = append(state.Members, Member{ID: r.ID, Start: r.Start, Length: r.Length, Aux: auxKind(r.AuxData), Shared: v.shared[r.ID]})
 		byID[r.ID] = r
 	}
 	plan := PlanUpdate(state, u.ranges, u.o.Exact)
@@ -172,6 +172,7 @@ type view struct {
 	user      string
 	empty     bool
 	members   []dmstats.Region // candidate members, ascending id
+	shared    map[uint64]bool  // candidates that another group's tag lists too
 	template  dmstats.Region   // where new regions take their program id, precision and histogram
 }
 
@@ -192,7 +193,8 @@ type view struct {
 //   - otherwise ErrNoGroup.
 //
 // The candidate members are the group's existing members plus every region
-// pending for want or for the group found.
+// pending for want or for the group found. Candidates that another group
+// lists too are marked shared (see Member).
 func resolve(regions []dmstats.Region, want uint64) (view, error) {
 	byID := map[uint64]dmstats.Region{}
 	for _, r := range regions {
@@ -286,6 +288,17 @@ func resolve(regions []dmstats.Region, want uint64) (view, error) {
 		addPending(want)
 	}
 	slices.SortFunc(v.members, func(a, b dmstats.Region) int { return cmpU(a.ID, b.ID) })
+	// A candidate is shared when a group other than ours lists it; the
+	// stale tag of one of our own candidates (a former leader) does not
+	// count.
+	v.shared = map[uint64]bool{}
+	for _, r := range v.members {
+		for _, l := range listedBy[r.ID] {
+			if l != v.id && !seen[l] {
+				v.shared[r.ID] = true
+			}
+		}
+	}
 	return v, nil
 }
 
