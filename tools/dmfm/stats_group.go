@@ -91,12 +91,14 @@ func runGroup(c *cli.Context) error {
 // checkGroupable says why members cannot form a group on s, if they cannot:
 // a missing region, one already in a group, or histograms that differ.
 func checkGroupable(s *devState, members []uint64) error {
-	var first dmstats.Region
-	for i, id := range members {
-		r, ok := s.region(id)
-		if !ok {
+	for _, id := range members {
+		if _, ok := s.region(id); !ok {
 			return fmt.Errorf("region %d does not exist on %s", id, s.dev.Name)
 		}
+	}
+	var first dmstats.Region
+	for i, id := range members {
+		r, _ := s.region(id)
 		if g, ok := s.groupOfRegion(id); ok {
 			return fmt.Errorf("region %d on %s already belongs to group %d (ungroup it first)", id, s.dev.Name, g.ID)
 		}
