@@ -3,12 +3,15 @@
 package filemapd
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -156,7 +159,8 @@ func toolBinary(t *testing.T) string {
 }
 
 // startDaemon starts a daemon for the group with Start, logging to a file
-// that is shown if the test fails; bin "" means the test binary.
+// that is shown if the test fails (or always, with FILEMAPD_SHOW_LOG set);
+// bin "" means the test binary.
 func startDaemon(t *testing.T, path string, gid uint64, m Mode, bin string) int {
 	t.Helper()
 	if bin == "" {
@@ -617,4 +621,73 @@ func labTwoGroups(t *testing.T, e *labEnv, m Mode) {
 		deleteGroup(t, e, aliases[i], true)
 		labWaitGone(t, pids[i])
 	}
+}
+
+// TestLabLvm2Group: a group made by lvm2's own dmstats (Debian's writes the
+// older, unquoted tag) is followed by our daemon, which keeps the tag in that
+// form, and lvm2 can still update the group afterwards.
+func TestLabLvm2Group(t *testing.T) {
+	labtest.RequireDM(t)
+	t.Setenv(realHelperEnv, "1")
+	dmstatsBin, err := exec.LookPath("dmstats")
+	if err != nil {
+		t.Fatalf("lvm2's dmstats is needed (Debian package dmsetup): %v", err)
+	}
+	l, err := lab.Up(context.Background(), lab.Spec{FS: lab.FSExt4, Size: 64 << 20, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("lab close: %v", err)
+		}
+	})
+	c, err := dm.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	e := &labEnv{l: l, st: dmstats.New(dmstats.DeviceMessenger(c, dm.ByDevno(l.Major, l.Minor))), dir: l.Mountpoint}
+	t.Cleanup(func() { checkNoRegions(t, e.st) })
+
+	path := filepath.Join(l.Mountpoint, "lvm2file")
+	writeSparse(t, path, 0, 4)
+	out, err := exec.Command(dmstatsBin, "create", "--filemap", "--nomonitor", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("dmstats create --filemap: %v\n%s", err, out)
+	}
+	var gid uint64
+	if _, err := fmt.Sscanf(string(out[bytes.LastIndex(out, []byte("group ID ")):]), "group ID %d.", &gid); err != nil {
+		t.Fatalf("no group id in %q: %v", out, err)
+	}
+	alias := "lvm2file"
+	t.Cleanup(func() { deleteGroup(t, e, alias, false) })
+	g, _, err := group(e, alias)
+	if err != nil || g.ID != gid {
+		t.Fatalf("lvm2's group: %+v, %v; want id %d", g, err, gid)
+	}
+	// Debian 12's dmstats (lvm2 2.03.16) writes the unquoted tag: keeping it
+	// is what the test is about, so it must not be our default.
+	wantFormat := g.Format
+	if wantFormat != dmstats.FormatLegacy {
+		t.Fatalf("lvm2's dmstats wrote tag format %v; the test needs the legacy one", wantFormat)
+	}
+
+	pid := startDaemon(t, path, gid, ModeInode, "")
+	writeSparse(t, path, 1<<20, 6)
+	waitMapped(t, e, alias, rangesOf(path))
+	if g, _, err = group(e, alias); err != nil || g.Format != wantFormat {
+		t.Fatalf("after our update: %+v, %v; want the tag generation lvm2 wrote (%v)", g, err, wantFormat)
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	labWaitGone(t, pid)
+
+	out, err = exec.Command(dmstatsBin, "update_filemap", "--nomonitor", "--groupid", strconv.FormatUint(g.ID, 10), path).CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("Updated group ID")) {
+		t.Fatalf("lvm2 cannot update the group our daemon kept: %v\n%s", err, out)
+	}
+	waitMapped(t, e, alias, rangesOf(path))
+	deleteGroup(t, e, alias, true)
 }
