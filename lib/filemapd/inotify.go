@@ -61,7 +61,7 @@ func (w *watcher) remove(wd int) error {
 	return nil
 }
 
-// wake makes a blocked or later wait return with woken set.
+// wake makes a blocked or later wait return.
 func (w *watcher) wake() {
 	var one [8]byte
 	binary.NativeEndian.PutUint64(one[:], 1)
@@ -70,25 +70,23 @@ func (w *watcher) wake() {
 }
 
 // wait blocks until events arrive, wake is called or timeout passes (zero or
-// less: it only looks). It returns the events read, and whether it was woken.
-// An interrupted wait returns nothing and no error.
-func (w *watcher) wait(timeout time.Duration) ([]event, bool, error) {
+// less: it only looks), and returns the events read. An interrupted or woken
+// wait may return none.
+func (w *watcher) wait(timeout time.Duration) ([]event, error) {
 	// Round up so that a wait never ends just before its deadline.
 	ms := int((max(timeout, 0) + time.Millisecond - 1) / time.Millisecond)
 	fds := []unix.PollFd{{Fd: int32(w.ifd), Events: unix.POLLIN}, {Fd: int32(w.efd), Events: unix.POLLIN}}
 	if _, err := unix.Poll(fds, ms); err != nil {
 		if errors.Is(err, unix.EINTR) {
-			return nil, false, nil
+			return nil, nil
 		}
-		return nil, false, fmt.Errorf("poll: %w", err)
+		return nil, fmt.Errorf("poll: %w", err)
 	}
-	woken := false
 	if fds[1].Revents != 0 {
 		var cnt [8]byte
 		if _, err := unix.Read(w.efd, cnt[:]); err != nil && !errors.Is(err, unix.EAGAIN) {
-			return nil, false, fmt.Errorf("read eventfd: %w", err)
+			return nil, fmt.Errorf("read eventfd: %w", err)
 		}
-		woken = true
 	}
 	var events []event
 	if fds[0].Revents != 0 {
@@ -101,12 +99,12 @@ func (w *watcher) wait(timeout time.Duration) ([]event, bool, error) {
 				continue
 			}
 			if err != nil {
-				return nil, woken, fmt.Errorf("read inotify: %w", err)
+				return nil, fmt.Errorf("read inotify: %w", err)
 			}
 			events = appendEvents(events, w.buf[:n])
 		}
 	}
-	return events, woken, nil
+	return events, nil
 }
 
 // appendEvents decodes the struct inotify_event records in b.

@@ -316,7 +316,7 @@ func Run(ctx context.Context, cfg Config) (reason Reason, err error) {
 			}
 			continue
 		}
-		events, _, err := d.w.wait(d.next().Sub(now))
+		events, err := d.w.wait(d.next().Sub(now))
 		if err != nil {
 			return 0, err
 		}
