@@ -23,6 +23,7 @@ func labCommand() *cli.Command {
 			labStatusCommand(),
 			labCleanCommand(),
 			labRunCommand(),
+			labScriptCommand(),
 			labKernelCommand(),
 		},
 	}
@@ -32,7 +33,7 @@ func labRunCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "run",
 		Usage:     "run one command as root in a fresh VM whose kernel has device-mapper; exit with its status",
-		ArgsUsage: "[flags] -- CMD [ARGS...]",
+		ArgsUsage: "[flags] -- CMD [ARGS...]  |  [flags] FILE.txtar...",
 		Description: "The guest sees the host's root file system read-only, with fresh tmpfs on /tmp and /run.\n" +
 			"Exit status 125 means the VM failed (panic, oops, timeout; the console log path is printed),\n" +
 			"124 that --leak-check found loop or dm devices left behind.",
@@ -51,6 +52,13 @@ func labRunCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return fmt.Errorf("lab run: no command given (usage: dmfm lab run [flags] -- CMD [ARGS...])")
+			}
+			if allTxtar(c.Args().Slice()) {
+				// dmfm lab run FILE.txtar...: a scenario or bug report.
+				return runScriptFiles(c.Context, c.Args().Slice(), scriptOpts{
+					verbose: c.Bool("verbose"), keep: c.Bool("keep"), timeout: c.Duration("timeout"),
+					vmAccel: c.String("accel"), vmKernel: c.String("kernel"), vmMem: c.String("mem"), vmCPUs: c.Int("cpus"),
+				})
 			}
 			o := vm.Options{
 				Args:      c.Args().Slice(),
@@ -110,4 +118,15 @@ func labKernelCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// allTxtar reports whether every argument names a .txtar script, which
+// `dmfm lab run` then runs as scenarios rather than as a command.
+func allTxtar(args []string) bool {
+	for _, a := range args {
+		if !strings.HasSuffix(a, ".txtar") {
+			return false
+		}
+	}
+	return true
 }
