@@ -20,9 +20,15 @@ type Binding struct {
 	DMName string
 }
 
-// ErrNotDM is wrapped by Bind's errors about files that are not on a
-// device-mapper device (or on a filesystem that cannot map them).
+// ErrNotDM matches (errors.Is) Bind's errors about files that are not on
+// a device-mapper device, or on a filesystem that cannot map them.
 var ErrNotDM = errors.New("not on a device-mapper device")
+
+// notDMError is an error whose text says it all and that matches ErrNotDM.
+type notDMError string
+
+func (e notDMError) Error() string        { return string(e) }
+func (e notDMError) Is(target error) bool { return target == ErrNotDM }
 
 // Paths Bind reads; tests do not change them.
 const (
@@ -50,7 +56,7 @@ func Bind(f *os.File) (Binding, error) {
 		return Binding{}, fmt.Errorf("%s: %w", name, err)
 	}
 	if sfs.Type == unix.BTRFS_SUPER_MAGIC {
-		return Binding{}, fmt.Errorf("%s is on btrfs: btrfs does not report physical extent offsets: %w", name, ErrNotDM)
+		return Binding{}, notDMError(name + " is on btrfs: btrfs does not report physical extent offsets")
 	}
 	major, minor := unix.Major(st.Dev), unix.Minor(st.Dev)
 	dmMajor, dmErr := deviceMapperMajor()
@@ -61,16 +67,16 @@ func Bind(f *os.File) (Binding, error) {
 		}
 		return Binding{Major: major, Minor: minor, DMName: dmName}, nil
 	}
-	var err error
+	var msg string
 	if dev, ok := blockDevName(major, minor); ok {
-		err = fmt.Errorf("%s is on %s, which is not a device-mapper device: %w", name, dev, ErrNotDM)
+		msg = fmt.Sprintf("%s is on %s, which is not a device-mapper device", name, dev)
 	} else {
-		err = fmt.Errorf("%s is on %s, not on a device-mapper device: %w", name, fsTypeOf(major, minor, sfs.Type), ErrNotDM)
+		msg = fmt.Sprintf("%s is on %s, not on a device-mapper device", name, fsTypeOf(major, minor, sfs.Type))
 	}
 	if dmErr != nil {
-		err = fmt.Errorf("%w (%v)", err, dmErr)
+		msg += " (" + dmErr.Error() + ")"
 	}
-	return Binding{}, err
+	return Binding{}, notDMError(msg)
 }
 
 // deviceMapperMajor returns the block major of device-mapper from
