@@ -203,7 +203,7 @@ func createGroup(st *dmstats.Stats, ranges []Range, base dmstats.CreateOptions, 
 	}
 	if first != predicted {
 		// Someone else took the id meanwhile: the tag must name its carrier.
-		if err := setTag(st, first, tag); err != nil {
+		if err := writeTag(st, first, tag, []uint64{first}); err != nil {
 			return Result{}, c.undo(err)
 		}
 	}
@@ -215,7 +215,7 @@ func createGroup(st *dmstats.Stats, ranges []Range, base dmstats.CreateOptions, 
 	}
 	members, leader, reset := finish([]uint64{first}, c.ids[1:], map[uint64]AuxKind{first: AuxTag}, nil)
 	if len(members) > 1 {
-		if err := setTag(st, leader, func([]uint64) (string, error) { return tag(members) }); err != nil {
+		if err := writeTag(st, leader, tag, members); err != nil {
 			return Result{}, c.undo(err)
 		}
 	}
@@ -227,8 +227,9 @@ func createGroup(st *dmstats.Stats, ranges []Range, base dmstats.CreateOptions, 
 	return Result{GroupID: leader, Regions: c.ids, Added: len(c.ids)}, nil
 }
 
-func setTag(st *dmstats.Stats, id uint64, tag func([]uint64) (string, error)) error {
-	t, err := tag([]uint64{id})
+// writeTag writes the tag of members on region id, their leader.
+func writeTag(st *dmstats.Stats, id uint64, tag func([]uint64) (string, error), members []uint64) error {
+	t, err := tag(members)
 	if err != nil {
 		return err
 	}

@@ -1224,3 +1224,37 @@ func checkMembers(t *testing.T, rows []dmstats.Region, g dmstats.Group, want []R
 		t.Errorf("group %d maps %v, want %v", g.ID, got, want)
 	}
 }
+
+// New regions made by Update take the leader's program id, precision and
+// histogram bounds, in both strategies.
+func TestLabUpdateInheritsOptions(t *testing.T) {
+	e := newEnv(t, lab.FSXFS, "allocsize=4k")
+	for _, exact := range []bool{false, true} {
+		t.Run(fmt.Sprintf("exact=%v", exact), func(t *testing.T) {
+			e.clearAll(t)
+			f := fragmented(t, e.dir, fmt.Sprintf("inherit%v", exact), 2)
+			bounds := []time.Duration{500 * time.Microsecond, 3 * time.Millisecond}
+			res, err := Create(e.st, f, f.Name(), Options{ProgramID: "myprog", Precise: true, Bounds: bounds, UserData: "u"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			appendBlocks(t, f, 5, 7, true)
+			up, err := Update(e.st, res.GroupID, f, UpdateOptions{Exact: exact})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if up.Added == 0 {
+				t.Fatalf("update added no region: %+v", up)
+			}
+			g := checkGroup(t, e, f, up.GroupID, exact)
+			if g.UserData != "u" {
+				t.Errorf("user data %q, want u", g.UserData)
+			}
+			for _, r := range e.list(t) {
+				if r.ProgramID != "myprog" || !r.Precise || fmt.Sprint(r.BoundDurations()) != fmt.Sprint(bounds) {
+					t.Errorf("region %d: program %q precise %v bounds %v", r.ID, r.ProgramID, r.Precise, r.BoundDurations())
+				}
+			}
+		})
+	}
+}
