@@ -2,6 +2,8 @@ package vm
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -90,7 +92,7 @@ func EnsureKernel(ctx context.Context, progress io.Writer) (Kernel, error) {
 	}
 	defer unlock()
 
-	pkg, err := kernelPackage(ctx)
+	pkg, err := cachedKernelPackage(ctx, kdir)
 	if err != nil {
 		return Kernel{}, err
 	}
@@ -129,6 +131,84 @@ func EnsureKernel(ctx context.Context, progress io.Writer) (Kernel, error) {
 	}
 	fmt.Fprintf(progress, "dmfm lab: kernel %s ready\n", ver)
 	return k, nil
+}
+
+// aptStateFiles are what apt's answer about the kernel package depends on:
+// the package lists (rewritten by apt-get update) and the pinning and source
+// configuration.
+var aptStateFiles = []string{"/var/lib/apt/lists", "/etc/apt/sources.list", "/etc/apt/sources.list.d",
+	"/etc/apt/preferences", "/etc/apt/preferences.d"}
+
+// aptStamp summarises the names, sizes and modification times of
+// aptStateFiles and of the entries of those that are directories: it changes
+// whenever apt's answer may have changed.
+func aptStamp() string {
+	h := sha256.New()
+	for _, p := range aptStateFiles {
+		st, err := os.Stat(p)
+		if err != nil {
+			fmt.Fprintf(h, "%s missing\n", p)
+			continue
+		}
+		fmt.Fprintf(h, "%s %d %d\n", p, st.Size(), st.ModTime().UnixNano())
+		if !st.IsDir() {
+			continue
+		}
+		ents, _ := os.ReadDir(p)
+		for _, e := range ents {
+			if info, err := e.Info(); err == nil {
+				fmt.Fprintf(h, " %s %d %d\n", e.Name(), info.Size(), info.ModTime().UnixNano())
+			}
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// cachedKernelPackage is kernelPackage, remembered in dir until apt's state
+// changes: apt-cache parses every package list each time it runs, which takes
+// seconds on a loaded machine without apt's binary cache (Debian's container
+// images disable it).
+func cachedKernelPackage(ctx context.Context, dir string) (string, error) {
+	if p := os.Getenv("DMFM_KERNEL_PACKAGE"); p != "" {
+		return p, nil
+	}
+	file := filepath.Join(dir, "package")
+	stamp := aptStamp()
+	if b, err := os.ReadFile(file); err == nil {
+		if s, pkg, ok := strings.Cut(strings.TrimSpace(string(b)), " "); ok && s == stamp && pkg != "" {
+			return pkg, nil
+		}
+	}
+	pkg, err := kernelPackage(ctx)
+	if err != nil {
+		return "", err
+	}
+	// Only a cache: a failure to write it costs time, not correctness.
+	_ = writeFileAtomic(file, []byte(stamp+" "+pkg+"\n"))
+	return pkg, nil
+}
+
+// writeFileAtomic replaces path with data through a temporary file and a
+// rename, so that a concurrent reader sees the old or the new content.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return nil
 }
 
 // kernelPackage asks apt which versioned image package the meta package
