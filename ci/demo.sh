@@ -17,6 +17,10 @@ cleanup() {
 }
 trap cleanup EXIT
 show() { printf '\n$ %s\n' "$*"; "$@"; }
+# Debian 12's dmstats (lvm2 2.03.16) reads only the legacy group tag; write
+# that one so both tools show the same group (dmfm's default is the quoted tag
+# of lvm2 >= 2.03.23).
+export DMFM_GROUP_FORMAT=legacy
 
 show dmfm lab up --name "$name" --fs xfs --size 512M --mount-opts allocsize=4k --dir "$dir"
 img="$dir/$name/mnt/vm.img"
@@ -44,4 +48,4 @@ sleep 1
 show dmfm list --group "$name"
 show dmstats list --group "$name"
 # The counters of the regions that were kept survive the update.
-show dmfm report --group -o name,group_id,region_id,reads,writes,read_sectors,write_sectors "$name"
+show dmfm report --group -o stats_name,group_id,region_id,reads,writes,read_sectors,write_sectors "$name"
