@@ -13,6 +13,8 @@ pkgs=(
   util-linux        # losetup, fallocate (host-side tests and scripts)
   xz-utils zstd     # decompress kernel modules for the initramfs
   cpio              # oracle for the initramfs writer's tests
+  btrfs-progs       # mkfs.btrfs: file mapping must refuse btrfs, tested for real
+  strace            # counting the daemon's system calls in benchmarks
   ca-certificates
 )
 
