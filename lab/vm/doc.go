@@ -3,7 +3,9 @@
 //
 // It is the lab's answer to hosts without dm (or without root): the guest
 // boots Debian's stock kernel (fetched with apt-get download and cached, see
-// [EnsureKernel]), its initramfs is built here in Go at run time (a newc cpio
+// [EnsureKernel]) and unpacked once on the host so that qemu can enter it at
+// its PVH entry point instead of having it decompress itself under emulation;
+// its initramfs is built here in Go at run time (a newc cpio
 // holding the virtio and 9p modules and the dmfm binary itself as /init), and
 // its root file system is the host's own root shared read-only over 9p, with
 // fresh tmpfs on /tmp and /run. Host-built binaries and host tools (mkfs.xfs,

@@ -101,6 +101,12 @@ func Run(ctx context.Context, o Options) (int, error) {
 	if err != nil {
 		return ExitVMFailure, err
 	}
+	image := k.Image
+	if p, err := pvhImage(k, progress); err != nil {
+		return ExitVMFailure, err
+	} else if p != "" {
+		image = p
+	}
 
 	cache, err := CacheDir()
 	if err != nil {
@@ -175,7 +181,7 @@ func Run(ctx context.Context, o Options) (int, error) {
 	}
 
 	console := filepath.Join(work, "console.log")
-	args := qemuArgs(accel, o, k, initrd, console, work, results, shares)
+	args := qemuArgs(accel, o, k, image, initrd, console, work, results, shares)
 	if o.Verbose {
 		fmt.Fprintf(progress, "dmfm lab: %s %s\n", qemu, strings.Join(args, " "))
 	}
@@ -301,7 +307,7 @@ func listenUnix(path string) (*net.UnixListener, error) {
 	return l, nil
 }
 
-func qemuArgs(accel string, o Options, k Kernel, initrd, console, work, results string, shares []Share) []string {
+func qemuArgs(accel string, o Options, k Kernel, image, initrd, console, work, results string, shares []Share) []string {
 	cmdline := "console=ttyS0 panic=-1 oops=panic quiet loglevel=4 mitigations=off nokaslr " +
 		"i8042.noaux i8042.nomux i8042.nopnp i8042.nokbd random.trust_cpu=on tsc=reliable no_timer_check cryptomgr.notests rdinit=/init"
 	if extra := os.Getenv("DMFM_LAB_APPEND"); extra != "" {
@@ -310,7 +316,7 @@ func qemuArgs(accel string, o Options, k Kernel, initrd, console, work, results 
 	args := []string{
 		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
 		"-m", o.Mem, "-smp", strconv.Itoa(o.CPUs),
-		"-kernel", k.Image, "-initrd", initrd, "-append", cmdline,
+		"-kernel", image, "-initrd", initrd, "-append", cmdline,
 		"-serial", "file:" + console,
 		"-device", "virtio-serial-pci,id=vser",
 		"-chardev", "socket,id=cout,path=" + filepath.Join(work, "out.sock"),

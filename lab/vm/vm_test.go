@@ -2,6 +2,9 @@ package vm
 
 import (
 	"bytes"
+	"context"
+	"encoding/binary"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -151,5 +154,111 @@ func TestConsoleVerdict(t *testing.T) {
 		if got := consoleVerdict(p); got != tc.want {
 			t.Errorf("consoleVerdict(%q) = %q, want %q", tc.log, got, tc.want)
 		}
+	}
+}
+
+// fakeBzImage builds the parts of a bzImage that unpackBzImage reads: the
+// setup header with the boot protocol version and the payload fields, and
+// the payload after one setup sector.
+func fakeBzImage(version uint16, payload []byte) []byte {
+	img := make([]byte, 2*512+0x40+len(payload))
+	img[0x1f1] = 1 // setup_sects
+	copy(img[0x202:], "HdrS")
+	binary.LittleEndian.PutUint16(img[0x206:], version)
+	binary.LittleEndian.PutUint32(img[0x248:], 0x40)
+	binary.LittleEndian.PutUint32(img[0x24c:], uint32(len(payload)))
+	copy(img[2*512+0x40:], payload)
+	return img
+}
+
+func compress(t *testing.T, data []byte, tool ...string) []byte {
+	t.Helper()
+	cmd := exec.Command(tool[0], tool[1:]...)
+	cmd.Stdin = bytes.NewReader(data)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v", tool, err)
+	}
+	return out
+}
+
+func TestUnpackBzImage(t *testing.T) {
+	kernel := bytes.Repeat([]byte("an uncompressed kernel "), 1000)
+	sizeWord := func(n int) []byte { return binary.LittleEndian.AppendUint32(nil, uint32(n)) }
+	xz := compress(t, kernel, "xz", "-c", "--check=crc32")
+	gz := compress(t, kernel, "gzip", "-c")
+	for _, tc := range []struct {
+		name string
+		img  []byte
+		err  string
+	}{
+		{name: "xz with size word", img: fakeBzImage(0x20f, append(append([]byte(nil), xz...), sizeWord(len(kernel))...))},
+		{name: "gzip", img: fakeBzImage(0x20f, gz)},
+		{name: "xz with a wrong size word", img: fakeBzImage(0x20f, append(append([]byte(nil), xz...), sizeWord(len(kernel)+1)...)),
+			err: "the image says"},
+		{name: "corrupt xz", img: fakeBzImage(0x20f, append(append([]byte(nil), xz[:len(xz)/2]...), sizeWord(len(kernel))...)),
+			err: "xz -dc"},
+		{name: "unknown compression", img: fakeBzImage(0x20f, []byte("plain old bytes")), err: "unknown payload compression"},
+		{name: "old boot protocol", img: fakeBzImage(0x207, gz), err: "boot protocol 2.07"},
+		{name: "not a bzImage", img: make([]byte, 4096), err: "not a bzImage"},
+		{name: "payload past the end", img: fakeBzImage(0x20f, gz)[:2*512+0x40+len(gz)-1], err: "lies outside"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := unpackBzImage(tc.img)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, kernel) {
+				t.Errorf("got %d bytes back, want the %d-byte kernel", len(got), len(kernel))
+			}
+		})
+	}
+}
+
+// TestPVHImage unpacks the lab kernel (fetched on first use, as the boot
+// tests do) and checks the result is the ELF kernel with its PVH entry, and
+// that a second call uses the cache.
+func TestPVHImage(t *testing.T) {
+	k, err := EnsureKernel(context.Background(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pvhImage(k, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p == "" {
+		t.Fatalf("the lab kernel %s was not unpacked for PVH boot", k.Image)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if ok, err := hasPVHEntry(f); err != nil || !ok {
+		t.Errorf("hasPVHEntry(%s) = %v, %v; want true", p, ok, err)
+	}
+	st, _ := f.Stat()
+	again, err := pvhImage(k, io.Discard)
+	if err != nil || again != p {
+		t.Fatalf("second call: %q, %v; want %q", again, err, p)
+	}
+	if st2, _ := os.Stat(p); !st2.ModTime().Equal(st.ModTime()) {
+		t.Errorf("the cached image was rewritten")
+	}
+	// An ELF file without the note: this test binary.
+	self, err := os.Open(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer self.Close()
+	if ok, err := hasPVHEntry(self); err != nil || ok {
+		t.Errorf("hasPVHEntry(test binary) = %v, %v; want false", ok, err)
 	}
 }
