@@ -12,7 +12,10 @@ GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 # otherwise every kernel test runs inside `dmfm lab run`.
 HOST_HAS_DM := $(shell [ "$$(id -u)" = 0 ] && grep -qw device-mapper /proc/misc 2>/dev/null && echo yes)
 LAB_PKGS    = $(shell ci/lab-packages.sh)
-LAB_EXEC    = $(CURDIR)/$(BIN)/dmfm lab run --leak-check --
+JUNIT_DIR   := $(CACHE)/junit
+LAB_EXEC    = $(CURDIR)/$(BIN)/dmfm lab run --leak-check --share $(JUNIT_DIR) --
+# The testscripts use the binaries built here, and write JUnit XML for CI.
+LAB_ENV     = PATH=$(CURDIR)/$(BIN):$$PATH DMFM_BIN_DIR=$(CURDIR)/$(BIN) DMFM_JUNIT=$(JUNIT_DIR)/testscripts.xml
 LAB_TIMEOUT ?= 20m
 
 .PHONY: help all deps build vet staticcheck unit lab-test test demo bench clean
@@ -54,11 +57,13 @@ unit: ## host tests: everything that needs no device-mapper
 lab-test: build ## kernel tests and testscript suites, in the lab VM unless this host has dm
 ifeq ($(HOST_HAS_DM),yes)
 	@echo "lab-test: this kernel has device-mapper; running natively"
-	PATH=$(CURDIR)/$(BIN):$$PATH $(GO) test -count=1 -tags lab -timeout $(LAB_TIMEOUT) $(LAB_PKGS)
+	@mkdir -p $(JUNIT_DIR)
+	$(LAB_ENV) $(GO) test -count=1 -tags lab -timeout $(LAB_TIMEOUT) $(LAB_PKGS)
 else
 	@echo "lab-test: no device-mapper on this host; each package runs in a lab VM ($(BIN)/dmfm lab run)"
 	@$(BIN)/dmfm lab kernel >/dev/null
-	PATH=$(CURDIR)/$(BIN):$$PATH $(GO) test -count=1 -tags lab -timeout $(LAB_TIMEOUT) -exec '$(LAB_EXEC)' $(LAB_PKGS)
+	@mkdir -p $(JUNIT_DIR)
+	$(LAB_ENV) $(GO) test -count=1 -tags lab -timeout $(LAB_TIMEOUT) -exec '$(LAB_EXEC)' $(LAB_PKGS)
 endif
 
 test: deps vet unit lab-test ## everything: vet, host tests and lab tests
