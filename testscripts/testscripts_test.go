@@ -158,14 +158,36 @@ func suites(t *testing.T) []string {
 func TestScripts(t *testing.T) {
 	labtest.RequireDM(t)
 	for _, suite := range suites(t) {
+		fss, err := script.Filesystems(suite)
+		if err != nil {
+			t.Fatal(err)
+		}
 		t.Run(suite, func(t *testing.T) {
 			t.Parallel()
-			p := script.Params(script.Config{PathDirs: []string{binDir}})
-			p.Dir = suite
-			p.UpdateScripts = *update
-			script.RunTest(t, suite, p, report)
+			if fss == nil {
+				runSuite(t, suite, suite, "")
+				return
+			}
+			// One run per file system listed in the suite's FILESYSTEMS.
+			for _, fs := range fss {
+				t.Run(fs, func(t *testing.T) {
+					t.Parallel()
+					runSuite(t, suite, suite+"/"+fs, fs)
+				})
+			}
 		})
 	}
+}
+
+func runSuite(t *testing.T, dir, name, fs string) {
+	cfg := script.Config{PathDirs: []string{binDir}}
+	if fs != "" {
+		cfg.Env = []string{"FS=" + fs}
+	}
+	p := script.Params(cfg)
+	p.Dir = dir
+	p.UpdateScripts = *update
+	script.RunTest(t, name, p, report)
 }
 
 // writeJUnit writes the results to $DMFM_JUNIT, or by default to

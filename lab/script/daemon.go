@@ -59,8 +59,8 @@ func cmdDaemon(ts *testscript.TestScript, st *state, _ bool, args []string) {
 		group, path := daemonKey(ts, args)
 		if len(findDaemons(group, path)) == 0 {
 			msg := fmt.Sprintf("daemon running: no dmfilemapd for group %d on %s is running", group, path)
-			if d := st.daemon(group, path); d != nil {
-				msg += "; its log:\n" + cleanLog(d.readLog())
+			if log, ok := st.daemonLog(group, path); ok {
+				msg += "; its log:\n" + log
 			}
 			ts.Fatalf("%s", msg)
 		}
@@ -82,11 +82,11 @@ func cmdDaemon(ts *testscript.TestScript, st *state, _ bool, args []string) {
 	case "log":
 		nargs(ts, daemonUsage, args, 2, 2)
 		group, path := daemonKey(ts, args)
-		d := st.daemon(group, path)
-		if d == nil {
-			ts.Fatalf("daemon log: no dmfilemapd for group %d on %s was started by `daemon start`", group, path)
+		log, ok := st.daemonLog(group, path)
+		if !ok {
+			ts.Fatalf("daemon log: no log of a dmfilemapd for group %d on %s (start it with `daemon start`, or through dmfm inside the lab VM, where syslog is kept)", group, path)
 		}
-		fmt.Fprint(ts.Stdout(), st.normalizer().apply(cleanLog(d.readLog())))
+		fmt.Fprint(ts.Stdout(), st.normalizer().apply(log))
 	default:
 		usageErr(ts, daemonUsage, "daemon: unknown subcommand %q", sub)
 	}
@@ -98,6 +98,16 @@ func daemonKey(ts *testscript.TestScript, args []string) (uint64, string) {
 		usageErr(ts, daemonUsage, "daemon: %v", err)
 	}
 	return g, ts.MkAbs(args[1])
+}
+
+// daemonLog returns the log of the newest daemon for group and path: the
+// file of one the script started, else what syslog kept.
+func (st *state) daemonLog(group uint64, path string) (string, bool) {
+	if d := st.daemon(group, path); d != nil {
+		return cleanLog(d.readLog()), true
+	}
+	log, ok := daemonSyslog(group, path)
+	return cleanLog(log), ok
 }
 
 // daemon returns the newest daemon the script started for group and path.
@@ -231,36 +241,43 @@ func daemonExited(ts *testscript.TestScript, st *state, args []string) {
 		}
 		reasonRE = re
 	}
-	d := st.daemon(group, path)
 	if !waitGone(group, path, wait) {
 		msg := fmt.Sprintf("daemon exited: dmfilemapd for group %d on %s still runs after %v", group, path, wait)
-		if d != nil {
-			msg += "; its log:\n" + cleanLog(d.readLog())
+		if log, ok := st.daemonLog(group, path); ok {
+			msg += "; its log:\n" + log
 		}
 		ts.Fatalf("%s", msg)
 	}
-	if d == nil {
+	if d := st.daemon(group, path); d != nil {
+		<-d.done
+	}
+	log, ok := st.daemonLog(group, path)
+	for end := time.Now().Add(2 * time.Second); ok && !strings.Contains(log, "msg=exiting") && !strings.Contains(log, "giving up") && time.Now().Before(end); {
+		// syslog may deliver the last line a moment after the exit
+		time.Sleep(50 * time.Millisecond)
+		log, ok = st.daemonLog(group, path)
+	}
+	if !ok {
 		if reasonRE != nil {
-			ts.Fatalf("daemon exited: REASON needs the daemon's log: start it with `daemon start`, not through dmfm")
+			ts.Fatalf("daemon exited: no log of the dmfilemapd for group %d on %s tells its reason (start it with `daemon start`, or through dmfm inside the lab VM, where syslog is kept)", group, path)
 		}
 		return
 	}
-	<-d.done
-	reason := exitReason(d.readLog())
+	reason := exitReason(log)
 	fmt.Fprintf(ts.Stdout(), "reason: %s\n", reason)
 	if reasonRE != nil && !reasonRE.MatchString(reason) {
 		ts.Fatalf("daemon exited: dmfilemapd for group %d on %s exited with reason %q, want %q; its log:\n%s",
-			group, path, reason, reasonRE, cleanLog(d.readLog()))
+			group, path, reason, reasonRE, log)
 	}
 }
 
 var (
-	timeField   = regexp.MustCompile(`(?m)^time=\S+ `)
+	timeField   = regexp.MustCompile(`(?m)^time=\S+ | pid=\d+`)
 	reasonField = regexp.MustCompile(`reason=("(?:[^"\\]|\\.)*"|\S+)`)
 	errField    = regexp.MustCompile(`err=("(?:[^"\\]|\\.)*"|\S+)`)
 )
 
-// cleanLog drops the timestamps of a slog text log.
+// cleanLog drops the timestamps and pids of a slog text log.
 func cleanLog(s string) string { return timeField.ReplaceAllString(s, "") }
 
 // exitReason finds why the daemon ended in its log: the reason of its

@@ -24,6 +24,7 @@ func init() {
 	register("hold", command{usage: "hold FILE", run: cmdHold})
 	register("release", command{usage: "release FILE", run: cmdRelease})
 	register("sync", command{usage: "sync [FILE]", run: cmdSync})
+	register("readfile", command{usage: "readfile FILE", run: cmdReadfile})
 }
 
 // sizeArg parses args[i] as a size or fails with the usage.
@@ -186,7 +187,7 @@ func cmdTruncate(ts *testscript.TestScript, _ *state, _ bool, args []string) {
 	const usage = "truncate FILE SIZE"
 	nargs(ts, usage, args, 2, 2)
 	size := sizeArg(ts, usage, "SIZE", args[1])
-	f, err := os.OpenFile(ts.MkAbs(args[0]), os.O_WRONLY, 0)
+	f, err := os.OpenFile(ts.MkAbs(args[0]), os.O_WRONLY|os.O_CREATE, 0o644)
 	ts.Check(err)
 	defer f.Close()
 	if err := f.Truncate(size); err != nil {
@@ -249,6 +250,33 @@ func cmdSync(ts *testscript.TestScript, _ *state, _ bool, args []string) {
 	if err := f.Sync(); err != nil && !errors.Is(err, unix.EINVAL) {
 		ts.Fatalf("sync %s: %v", args[0], err)
 	}
+}
+
+// cmdReadfile reads the whole file with O_DIRECT, so that every byte is
+// read from the device (and counted by dm-stats) rather than from the page
+// cache, and prints how many bytes it read.
+func cmdReadfile(ts *testscript.TestScript, _ *state, _ bool, args []string) {
+	nargs(ts, "readfile FILE", args, 1, 1)
+	f, err := os.OpenFile(ts.MkAbs(args[0]), os.O_RDONLY|unix.O_DIRECT, 0)
+	ts.Check(err)
+	defer f.Close()
+	// O_DIRECT wants a buffer aligned to the logical block size: mmap'd
+	// memory is page aligned.
+	buf, err := unix.Mmap(-1, 0, 1<<20, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+	ts.Check(err)
+	defer unix.Munmap(buf)
+	var total int64
+	for {
+		n, err := f.Read(buf)
+		total += int64(n)
+		if err == io.EOF || (err == nil && n == 0) {
+			break
+		}
+		if err != nil {
+			ts.Fatalf("readfile %s at %d: %v", args[0], total, err)
+		}
+	}
+	fmt.Fprintf(ts.Stdout(), "read %d bytes\n", total)
 }
 
 // formatRanges writes one START+LENGTH line per range.

@@ -81,6 +81,11 @@ func cmdLab(ts *testscript.TestScript, st *state, _ bool, args []string) {
 		return
 	}
 	spec := lab.Spec{FS: lab.FSExt4, Dir: st.labDir}
+	if fs := ts.Getenv("FS"); fs != "" {
+		// A suite with a FILESYSTEMS file runs each script once per file
+		// system, with $FS set.
+		spec.FS = lab.FS(fs)
+	}
 	var label string
 	seen := map[string]bool{}
 	for _, a := range args {
@@ -122,6 +127,19 @@ func cmdLab(ts *testscript.TestScript, st *state, _ bool, args []string) {
 		default:
 			usageErr(ts, labUsage, "lab: unknown setting %q", k)
 		}
+	}
+	switch spec.FS {
+	case lab.FSXFS, lab.FSExt4, lab.FSNone:
+	default:
+		usageErr(ts, labUsage, "lab: $FS=%q: want xfs, ext4 or none", spec.FS)
+	}
+	// A fresh sparse backing file has nothing to discard: skip mkfs's
+	// discard pass, which costs seconds under emulation.
+	switch spec.FS {
+	case lab.FSXFS:
+		spec.MkfsArgs = []string{"-K"}
+	case lab.FSExt4:
+		spec.MkfsArgs = []string{"-E", "nodiscard"}
 	}
 	if spec.FS == lab.FSNone && spec.MountOpts != "" {
 		usageErr(ts, labUsage, "lab: mount=%s given with fs=none", spec.MountOpts)

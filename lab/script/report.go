@@ -174,7 +174,7 @@ func (r *Report) WriteJUnit(w io.Writer, name string) error {
 			doc.Suites = append(doc.Suites, junitSuite{Name: res.Suite})
 		}
 		s := &doc.Suites[i]
-		c := junitCase{Name: res.Name, Classname: name + "." + res.Suite, Time: seconds(res.Duration)}
+		c := junitCase{Name: res.Name, Classname: name + "." + strings.ReplaceAll(res.Suite, "/", "."), Time: seconds(res.Duration)}
 		switch res.Status {
 		case Fail:
 			c.Failure = &junitMessage{Message: firstFailure(res.Log), Body: res.Log}

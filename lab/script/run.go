@@ -80,6 +80,7 @@ func RunFiles(files []string, o RunOptions) (*Report, error) {
 		o.Timeout = 10 * time.Minute
 	}
 	bySuite := map[string][]string{}
+	suiteFS := map[string]string{} // suite -> $FS
 	for _, f := range files {
 		st, err := os.Stat(f)
 		if err != nil {
@@ -92,11 +93,24 @@ func RunFiles(files []string, o RunOptions) (*Report, error) {
 		if err != nil {
 			return nil, err
 		}
-		suite := SuiteOf(abs)
-		if o.Run != nil && !o.Run.MatchString(suite+"/"+ScriptName(abs)) {
-			continue
+		fss, err := Filesystems(filepath.Dir(abs))
+		if err != nil {
+			return nil, err
 		}
-		bySuite[suite] = append(bySuite[suite], abs)
+		if fss == nil {
+			fss = []string{""}
+		}
+		for _, fs := range fss {
+			suite := SuiteOf(abs)
+			if fs != "" {
+				suite += "/" + fs
+			}
+			if o.Run != nil && !o.Run.MatchString(suite+"/"+ScriptName(abs)) {
+				continue
+			}
+			bySuite[suite] = append(bySuite[suite], abs)
+			suiteFS[suite] = fs
+		}
 	}
 	if len(bySuite) == 0 {
 		return nil, ErrNoScripts
@@ -121,12 +135,16 @@ func RunFiles(files []string, o RunOptions) (*Report, error) {
 	}
 	sort.Strings(suites)
 	for _, suite := range suites {
-		p := Params(o.Config)
+		cfg := o.Config
+		if fs := suiteFS[suite]; fs != "" {
+			cfg.Env = append(append([]string(nil), cfg.Env...), "FS="+fs)
+		}
+		p := Params(cfg)
 		p.Files = bySuite[suite]
 		p.UpdateScripts = o.Update
 		p.Deadline = deadline
 		if workRoot != "" {
-			p.WorkdirRoot = filepath.Join(workRoot, suite)
+			p.WorkdirRoot = filepath.Join(workRoot, filepath.FromSlash(suite))
 			if err := os.MkdirAll(p.WorkdirRoot, 0o755); err != nil {
 				return nil, err
 			}

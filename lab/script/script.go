@@ -103,6 +103,7 @@ func setup(cfg Config) func(*testscript.Env) error {
 			e.Setenv(k, v)
 		}
 		e.Setenv("LABDIR", labDir)
+		startSink()
 		labLock.RLock()
 		st.shared = true
 		e.Defer(st.releaseLock)
