@@ -22,7 +22,8 @@ func init() {
 	register("statslist", command{usage: "statslist [DEV]", run: cmdStatslist})
 	register("regions", command{usage: "regions DEV GROUP", run: cmdRegions})
 	register("waitgroup", command{usage: waitgroupUsage, run: cmdWaitgroup})
-	register("counters", command{usage: "counters DEV GROUP", neg: true, run: cmdCounters})
+	register("counters", command{usage: countersUsage, neg: true, run: cmdCounters})
+	register("groupof", command{usage: "groupof VAR DEV ALIAS", run: cmdGroupof})
 }
 
 // DefaultWait is how long waitgroup and daemon exited wait by default.
@@ -131,6 +132,11 @@ func groupRanges(st *dmstats.Stats, group uint64) ([]filemap.Range, bool, error)
 	for _, g := range groups {
 		if g.ID != group {
 			continue
+		}
+		if _, empty := filemap.DecodeUserData(g.UserData); empty {
+			// dmfm keeps the group of a file without extents as its
+			// leader alone, marked empty: it maps nothing.
+			return []filemap.Range{}, true, nil
 		}
 		var rs []filemap.Range
 		for _, r := range regions {
@@ -274,11 +280,21 @@ func cmdWaitgroup(ts *testscript.TestScript, _ *state, _ bool, args []string) {
 	})
 }
 
+const countersUsage = "counters [-reset] DEV GROUP"
+
 // cmdCounters prints the group's I/O totals and checks that none of them
 // went backwards since this script's last counters call for the same
-// device and group (with !, that one did).
+// device and group (with !, that one did); -reset only records them, after
+// a step that may rightly lose counts (a punched hole, a truncation).
 func cmdCounters(ts *testscript.TestScript, s *state, neg bool, args []string) {
-	const usage = "counters DEV GROUP"
+	const usage = countersUsage
+	reset := len(args) > 0 && args[0] == "-reset"
+	if reset {
+		args = args[1:]
+		if neg {
+			usageErr(ts, usage, "! counters -reset: -reset compares nothing")
+		}
+	}
 	nargs(ts, usage, args, 2, 2)
 	dev, group := groupArgs(ts, usage, args)
 	var cur dmstats.Counters
@@ -301,6 +317,9 @@ func cmdCounters(ts *testscript.TestScript, s *state, neg bool, args []string) {
 	key := dev + "\x00" + strconv.FormatUint(group, 10)
 	prev, seen := s.counters[key]
 	s.counters[key] = cur
+	if reset {
+		return
+	}
 	var back []string
 	for _, c := range []struct {
 		name      string
@@ -323,4 +342,37 @@ func cmdCounters(ts *testscript.TestScript, s *state, neg bool, args []string) {
 	case len(back) == 0 && neg:
 		ts.Fatalf("counters of group %d on %s did not go backwards", group, dev)
 	}
+}
+
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// cmdGroupof sets $VAR to the id of the one group on DEV whose alias is
+// ALIAS, so that scripts can name groups whose ids depend on timing.
+func cmdGroupof(ts *testscript.TestScript, _ *state, _ bool, args []string) {
+	const usage = "groupof VAR DEV ALIAS"
+	nargs(ts, usage, args, 3, 3)
+	if !envNameRE.MatchString(args[0]) {
+		usageErr(ts, usage, "VAR %q is not a variable name", args[0])
+	}
+	withStats(ts, "groupof", args[1], func(st *dmstats.Stats) error {
+		regions, err := st.List("")
+		if err != nil {
+			return err
+		}
+		groups, _ := dmstats.Groups(regions)
+		var ids []string
+		for _, g := range groups {
+			if g.Alias == args[2] {
+				ids = append(ids, strconv.FormatUint(g.ID, 10))
+			}
+		}
+		switch len(ids) {
+		case 0:
+			return fmt.Errorf("no group on %s is named %q", args[1], args[2])
+		case 1:
+			ts.Setenv(args[0], ids[0])
+			return nil
+		}
+		return fmt.Errorf("%d groups on %s are named %q: %s", len(ids), args[1], args[2], strings.Join(ids, ", "))
+	})
 }
