@@ -23,8 +23,7 @@ type guestConfig struct {
 	Args      []string // command and arguments
 	Env       []string // KEY=VALUE
 	Dir       string   // working directory in the guest
-	Modules   []string // initramfs module files, in load order
-	Preload   []string // modules loaded by modprobe once the root is up
+	Modules   []string // module files in the initramfs, in load order
 	Kernel    string   // guest kernel version
 	Shares    []Share  // mounted after the root, in order
 	LeakCheck bool     // fail with ExitLeak when loop/dm devices remain

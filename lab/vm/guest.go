@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -48,6 +47,7 @@ func GuestMain() {
 		f.Close()
 	}
 	unix.Sync()
+	g.trace("powering off")
 	// qemu runs with -no-reboot, so a restart ends it.
 	unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
 	select {}
@@ -55,9 +55,27 @@ func GuestMain() {
 
 type guest struct {
 	cfg       *guestConfig
+	verbose   bool
+	kmsg      *os.File
 	stderr    io.Writer
 	ports     []*os.File
 	resultsUp bool
+}
+
+// trace records in the kernel log (and, for -v runs, on the console) when
+// a step of the guest's init was reached, for boot-time profiling.
+func (g *guest) trace(step string) {
+	if g.kmsg == nil {
+		g.kmsg, _ = os.OpenFile("/dev/kmsg", os.O_WRONLY, 0)
+	}
+	if g.kmsg != nil {
+		fmt.Fprintf(g.kmsg, "<5>dmfm lab init: %s\n", step)
+	}
+	if g.verbose {
+		var ts unix.Timespec
+		_ = unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
+		fmt.Fprintf(os.Stderr, "dmfm lab init: %d.%03d s: %s\n", ts.Sec, ts.Nsec/1e6, step)
+	}
 }
 
 func mount(src, target, fstype string, flags uintptr, data string) error {
@@ -71,6 +89,7 @@ func mount(src, target, fstype string, flags uintptr, data string) error {
 }
 
 func (g *guest) run() (int, error) {
+	g.trace("started")
 	for _, m := range []struct{ src, dst, typ string }{
 		{"devtmpfs", "/dev", "devtmpfs"}, {"proc", "/proc", "proc"}, {"sysfs", "/sys", "sysfs"},
 	} {
@@ -83,17 +102,22 @@ func (g *guest) run() (int, error) {
 		return 0, err
 	}
 	g.cfg = cfg
+	g.verbose = cfg.Verbose
+	g.trace("config read")
+	cmdline, _ := os.ReadFile("/proc/cmdline")
 	for _, m := range cfg.Modules {
-		if err := insmod(filepath.Join("/modules", filepath.Base(m))); err != nil {
+		if err := insmod(filepath.Join("/modules", filepath.Base(m)), moduleParams(string(cmdline), m)); err != nil {
 			return 0, err
 		}
 	}
+	g.trace("modules loaded")
 
 	const nr = "/newroot"
 	p9 := "trans=virtio,version=9p2000.L,msize=512000"
 	if err := mount(tagRoot, nr, "9p", unix.MS_RDONLY, p9+",cache=loose"); err != nil {
 		return 0, err
 	}
+	g.trace("root mounted")
 	mounts := []struct {
 		src, dst, typ string
 		flags         uintptr
@@ -126,6 +150,7 @@ func (g *guest) run() (int, error) {
 			return 0, err
 		}
 	}
+	g.trace("mounts done")
 	if err := g.setupModprobe(nr); err != nil {
 		return 0, err
 	}
@@ -146,15 +171,8 @@ func (g *guest) run() (int, error) {
 	g.ports = []*os.File{stdout, stderr}
 	g.stderr = stderr
 	_ = unix.Sethostname([]byte("dmfm-lab"))
+	g.trace("ports open")
 
-	if len(cfg.Preload) > 0 {
-		args := append([]string{"-d", guestKernelRoot, "-a"}, cfg.Preload...)
-		cmd := exec.Command("/sbin/modprobe", args...)
-		cmd.Stdout, cmd.Stderr = stderr, stderr
-		if err := cmd.Run(); err != nil {
-			return 0, fmt.Errorf("load modules %s: %w", strings.Join(cfg.Preload, " "), err)
-		}
-	}
 	return g.command(stdout, stderr)
 }
 
@@ -222,6 +240,7 @@ func (g *guest) command(stdout, stderr *os.File) (int, error) {
 		fmt.Fprintf(stderr, "dmfm lab: start %s: %v\n", cfg.Args[0], err)
 		return 126, nil
 	}
+	g.trace("command started")
 	code := 0
 	for {
 		var ws unix.WaitStatus
@@ -244,6 +263,7 @@ func (g *guest) command(stdout, stderr *os.File) (int, error) {
 		}
 		break
 	}
+	g.trace("command exited")
 	// Let background leftovers of the command go before checking for leaks.
 	_ = unix.Kill(-proc.Pid, unix.SIGKILL)
 	if cfg.LeakCheck {
@@ -296,16 +316,73 @@ func openPort(name string) (*os.File, error) {
 	}
 }
 
-// insmod loads one module file with finit_module; a module that is already
-// loaded is fine.
-func insmod(path string) error {
+// insmod loads one module file with finit_module and the given parameters;
+// a module that is already loaded is fine.
+func insmod(path, params string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("load module: %w", err)
 	}
 	defer f.Close()
-	if err := unix.FinitModule(int(f.Fd()), "", 0); err != nil && !errors.Is(err, unix.EEXIST) {
+	if err := unix.FinitModule(int(f.Fd()), params, 0); err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("load module %s: %w", filepath.Base(path), err)
 	}
 	return nil
+}
+
+// moduleParams picks from a kernel command line the parameters meant for
+// the module in the file named module (mod.param=value, where dashes and
+// underscores in the module name are the same), as modprobe would, and
+// returns them as finit_module wants them: "param=value ...".
+func moduleParams(cmdline, module string) string {
+	name := normModName(module)
+	var params []string
+	for _, arg := range splitCmdline(cmdline) {
+		mod, param, ok := strings.Cut(arg, ".")
+		if eq := strings.IndexByte(arg, '='); !ok || (eq >= 0 && eq < len(mod)) {
+			continue // no module prefix, or the dot is inside the value
+		}
+		if normModName(mod) == name && param != "" {
+			params = append(params, quoteParam(param))
+		}
+	}
+	return strings.Join(params, " ")
+}
+
+// splitCmdline splits a kernel command line into arguments the way the
+// kernel does: at spaces, except inside double quotes, which are dropped.
+func splitCmdline(s string) []string {
+	var args []string
+	var cur strings.Builder
+	inArg, quoted := false, false
+	for _, r := range s {
+		switch {
+		case r == '"':
+			quoted = !quoted
+			inArg = true
+		case !quoted && (r == ' ' || r == '\t' || r == '\n'):
+			if inArg {
+				args = append(args, cur.String())
+				cur.Reset()
+				inArg = false
+			}
+		default:
+			cur.WriteRune(r)
+			inArg = true
+		}
+	}
+	if inArg {
+		args = append(args, cur.String())
+	}
+	return args
+}
+
+// quoteParam quotes the value of param=value when it holds a space, as the
+// kernel's parameter parser expects.
+func quoteParam(param string) string {
+	k, v, ok := strings.Cut(param, "=")
+	if !ok || !strings.ContainsAny(v, " \t") {
+		return param
+	}
+	return k + "=\"" + v + "\""
 }

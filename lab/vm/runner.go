@@ -35,11 +35,13 @@ type Options struct {
 	Keep      bool    // keep the run's work directory (console log, initramfs)
 	LeakCheck bool    // exit with ExitLeak when loop or dm devices remain
 	Shares    []Share // extra host directories; Path defaults to HostPath
-	Preload   []string
-	Stdout    io.Writer
-	Stderr    io.Writer
-	Progress  io.Writer // slow steps are announced here; nil: quiet
-	Verbose   bool
+	// Preload names the modules (with their dependencies) loaded before the
+	// command runs; nil means DefaultPreload. They travel in the initramfs.
+	Preload  []string
+	Stdout   io.Writer
+	Stderr   io.Writer
+	Progress io.Writer // slow steps are announced here; nil: quiet
+	Verbose  bool
 
 	discard bool // a probe: never keep the work directory
 }
@@ -136,7 +138,6 @@ func Run(ctx context.Context, o Options) (int, error) {
 		Env:       guestEnv(o.Env),
 		Dir:       o.Dir,
 		Kernel:    k.Version,
-		Preload:   o.Preload,
 		LeakCheck: o.LeakCheck,
 		Verbose:   o.Verbose,
 	}
@@ -149,7 +150,7 @@ func Run(ctx context.Context, o Options) (int, error) {
 	}
 	cfg.Shares = shares
 	initrd := filepath.Join(work, "initramfs.cpio")
-	if cfg.Modules, err = buildInitramfs(initrd, k, &cfg); err != nil {
+	if err := buildInitramfs(initrd, k, append(append([]string(nil), initramfsModules...), o.Preload...), &cfg); err != nil {
 		return ExitVMFailure, err
 	}
 
@@ -376,27 +377,28 @@ func consoleVerdict(console string) string {
 }
 
 // buildInitramfs writes the newc archive with /init (this very executable,
-// which must be statically linked), the modules needed to reach the 9p root,
-// and the run configuration. It returns the module files in load order.
-func buildInitramfs(path string, k Kernel, cfg *guestConfig) ([]string, error) {
+// which must be statically linked), the named modules with their
+// dependencies, and the run configuration, whose Modules it sets to the
+// module files in load order.
+func buildInitramfs(path string, k Kernel, modules []string, cfg *guestConfig) error {
 	self, err := os.Executable()
 	if err != nil {
-		return nil, fmt.Errorf("initramfs: find own executable: %w", err)
+		return fmt.Errorf("initramfs: find own executable: %w", err)
 	}
 	if err := checkStatic(self); err != nil {
-		return nil, err
+		return err
 	}
 	idx, err := loadModuleIndex(k.ModulesDir())
 	if err != nil {
-		return nil, err
+		return err
 	}
-	order, err := idx.loadOrder(initramfsModules...)
+	order, err := idx.loadOrder(modules...)
 	if err != nil {
-		return nil, fmt.Errorf("initramfs: %w", err)
+		return fmt.Errorf("initramfs: %w", err)
 	}
 	f, err := os.Create(path)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer f.Close()
 	w := newCPIOWriter(f)
@@ -405,6 +407,7 @@ func buildInitramfs(path string, k Kernel, cfg *guestConfig) ([]string, error) {
 	}
 	w.CharDev("dev/console", 0o600, 5, 1)
 	w.CharDev("dev/null", 0o666, 1, 3)
+	w.CharDev("dev/kmsg", 0o644, 1, 11)
 	w.File("init", 0o755, self)
 	var names []string
 	for _, m := range order {
@@ -416,7 +419,7 @@ func buildInitramfs(path string, k Kernel, cfg *guestConfig) ([]string, error) {
 		default:
 			data, err := decompressModule(src)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			name = name[:strings.Index(name, ".ko")+3]
 			w.Bytes("modules/"+name, 0o644, data)
@@ -426,13 +429,13 @@ func buildInitramfs(path string, k Kernel, cfg *guestConfig) ([]string, error) {
 	cfg.Modules = names
 	js, err := json.Marshal(cfg)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	w.Bytes(strings.TrimPrefix(guestConfigPath, "/"), 0o644, js)
 	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("initramfs: %w", err)
+		return fmt.Errorf("initramfs: %w", err)
 	}
-	return names, f.Close()
+	return f.Close()
 }
 
 func decompressModule(src string) ([]byte, error) {

@@ -262,3 +262,23 @@ func TestPVHImage(t *testing.T) {
 		t.Errorf("hasPVHEntry(test binary) = %v, %v; want false", ok, err)
 	}
 }
+
+func TestModuleParams(t *testing.T) {
+	const cmdline = `console=ttyS0 root=/dev/vda1.x loop.max_part=8 dm_mod.dm_numa_node=0 dm-mod.stats_current_allocated_bytes=1 ` +
+		`loop.max_loop="4" 9pnet.debug virtio_pci.x="a b" quiet` + "\n"
+	for _, tc := range []struct{ module, want string }{
+		{"kernel/drivers/block/loop.ko", "max_part=8 max_loop=4"},
+		{"dm-mod.ko", "dm_numa_node=0 stats_current_allocated_bytes=1"},
+		{"kernel/net/9p/9pnet.ko", "debug"},
+		{"virtio_pci.ko", `x="a b"`},
+		{"kernel/fs/9p/9p.ko", ""},
+		{"root.ko", ""}, // "root=/dev/vda1.x" is no parameter of a module "root"
+	} {
+		if got := moduleParams(cmdline, tc.module); got != tc.want {
+			t.Errorf("moduleParams(%s) = %q, want %q", tc.module, got, tc.want)
+		}
+	}
+	if got, want := splitCmdline(` a "b c"d  e="f g" `), []string{"a", "b cd", "e=f g"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("splitCmdline = %q, want %q", got, want)
+	}
+}
