@@ -521,6 +521,7 @@ const (
 // growRun is what one growth run saw.
 type growRun struct {
 	issued   uint64 // writes issued
+	paced    uint64 // of those, issued in the paced loop (not the checked ones)
 	eligible uint64 // of those, issued while a region of the group covered them
 	counted  uint64 // writes the group counted at the end
 	sectors  uint64 // sectors it counted written
@@ -533,6 +534,7 @@ type growRun struct {
 
 func (r *growRun) add(o growRun) {
 	r.issued += o.issued
+	r.paced += o.paced
 	r.eligible += o.eligible
 	r.counted += o.counted
 	r.sectors += o.sectors
@@ -569,7 +571,7 @@ func BenchmarkDaemonCountedIO(b *testing.B) {
 					b.ReportMetric(float64(tot.decrease), "decreases")
 					b.ReportMetric(float64(tot.lost), "lost-writes")
 					b.ReportMetric(pct(tot.eligible, tot.issued), "covered-%")
-					b.ReportMetric(float64(tot.issued)/tot.elapsed.Seconds(), "writes/s")
+					b.ReportMetric(float64(tot.paced)/tot.elapsed.Seconds(), "writes/s")
 					b.ReportMetric(float64(tot.sectors)/float64(max(tot.counted, 1)), "sectors/write")
 					b.Logf("%s, %s: %d writes issued, %d while covered by a region, %d counted (%.2f%%); %d samples (%d unreadable), %d decreases losing %d writes (goal: none, and >= 99%% counted)",
 						fs, tracker, tot.issued, tot.eligible, tot.counted, pct(tot.counted, tot.eligible), tot.samples, tot.failed, tot.decrease, tot.lost)
@@ -636,7 +638,7 @@ func benchGrowth(b *testing.B, e *benchEnv, tracker string, n int) growRun {
 
 	// Each write is one 64 KiB I/O the group counts, or the figures mean
 	// nothing: check the first few one by one.
-	before, ok, err := groupTotals(e.st, w.alias)
+	before, ok, err := benchGroupTotals(e.st, w.alias)
 	if err != nil || !ok {
 		b.Fatalf("group totals: %v (found %v)", err, ok)
 	}
@@ -645,7 +647,7 @@ func benchGrowth(b *testing.B, e *benchEnv, tracker string, n int) growRun {
 			b.Fatal(err)
 		}
 	}
-	after, ok, err := groupTotals(e.st, w.alias)
+	after, ok, err := benchGroupTotals(e.st, w.alias)
 	if err != nil || !ok {
 		b.Fatalf("group totals: %v (found %v)", err, ok)
 	}
@@ -655,18 +657,19 @@ func benchGrowth(b *testing.B, e *benchEnv, tracker string, n int) growRun {
 	}
 
 	sampler := startGrowSampler(b, e.l, w.alias)
+	defer sampler.stop()
 	start := time.Now()
 	tick := time.NewTicker(growPace)
+	defer tick.Stop()
 	for time.Since(start) < growFor {
 		<-tick.C
 		if err := w.write(); err != nil {
-			tick.Stop()
-			sampler.stop()
 			b.Fatal(err)
 		}
 	}
 	tick.Stop()
 	elapsed := time.Since(start)
+	paced := w.issued - growChecked
 	// Let the tracker catch up with the last allocation, then read the
 	// final total.
 	benchWaitMatch(b, e.st, w.alias, f)
@@ -675,7 +678,7 @@ func benchGrowth(b *testing.B, e *benchEnv, tracker string, n int) growRun {
 		b.Fatal(err)
 	}
 	stopTracker = nil
-	final, ok, err := groupTotals(e.st, w.alias)
+	final, ok, err := benchGroupTotals(e.st, w.alias)
 	if err != nil || !ok {
 		b.Fatalf("final group totals: %v (found %v)", err, ok)
 	}
@@ -687,15 +690,15 @@ func benchGrowth(b *testing.B, e *benchEnv, tracker string, n int) growRun {
 		b.Errorf("the group counted %d writes of %d sectors in all: not all 64 KiB I/Os", final.Writes, final.WriteSectors)
 	}
 	return growRun{
-		issued: w.issued, eligible: w.eligible, counted: final.Writes, sectors: final.WriteSectors,
+		issued: w.issued, paced: paced, eligible: w.eligible, counted: final.Writes, sectors: final.WriteSectors,
 		decrease: seen.decrease, lost: seen.lost, samples: seen.samples + 1, failed: seen.failed, elapsed: elapsed,
 	}
 }
 
-// groupTotals sums the counters of the group named alias; false when the
+// benchGroupTotals sums the counters of the group named alias; false when the
 // listing shows no such group. A member deleted between the listing and its
 // print fails the call.
-func groupTotals(st *dmstats.Stats, alias string) (dmstats.Counters, bool, error) {
+func benchGroupTotals(st *dmstats.Stats, alias string) (dmstats.Counters, bool, error) {
 	regions, err := st.List("")
 	if err != nil {
 		return dmstats.Counters{}, false, err
@@ -775,6 +778,8 @@ func (w *growWriter) write() error {
 type growSampler struct {
 	done   chan struct{}
 	result chan growSamples
+	once   sync.Once
+	seen   growSamples
 }
 
 // growSamples is what a sampler saw.
@@ -798,7 +803,7 @@ func startGrowSampler(b *testing.B, l *lab.Lab, alias string) *growSampler {
 				return
 			case <-tick.C:
 			}
-			c, ok, err := groupTotals(st, alias)
+			c, ok, err := benchGroupTotals(st, alias)
 			if err != nil || !ok {
 				// The group changed under the reading (a member deleted, the
 				// leader replaced): a sample missed, not a drop.
@@ -816,10 +821,14 @@ func startGrowSampler(b *testing.B, l *lab.Lab, alias string) *growSampler {
 	return s
 }
 
-// stop ends the sampling and returns what it saw.
+// stop ends the sampling and returns what it saw; later calls return the
+// same.
 func (s *growSampler) stop() growSamples {
-	close(s.done)
-	return <-s.result
+	s.once.Do(func() {
+		close(s.done)
+		s.seen = <-s.result
+	})
+	return s.seen
 }
 
 // benchExactLoop keeps group gid in line with the file at path by one-shot
