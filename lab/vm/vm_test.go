@@ -282,3 +282,21 @@ func TestModuleParams(t *testing.T) {
 		t.Errorf("splitCmdline = %q, want %q", got, want)
 	}
 }
+
+func TestLPJFor(t *testing.T) {
+	const cpuinfo = "processor\t: 0\nmodel name\t: AMD EPYC\nbogomips\t: 4890.82\n\nprocessor\t: 1\nbogomips\t: 4890.82\n"
+	for _, tc := range []struct {
+		name, cpuinfo, config string
+		want                  int64
+	}{
+		{"HZ 250", cpuinfo, "CONFIG_HZ_250=y\nCONFIG_HZ=250\n", 9781640},
+		{"HZ 1000", cpuinfo, "CONFIG_HZ=1000\n", 2445410},
+		{"no HZ", cpuinfo, "CONFIG_HZ_250=y\n", 0},
+		{"no bogomips", "processor\t: 0\n", "CONFIG_HZ=250\n", 0},
+		{"implausible rate", "bogomips\t: 2.00\n", "CONFIG_HZ=250\n", 0},
+	} {
+		if got := lpjFor(tc.cpuinfo, tc.config); got != tc.want {
+			t.Errorf("%s: lpjFor = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
