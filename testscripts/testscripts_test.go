@@ -27,8 +27,18 @@ var (
 	binDir string
 )
 
+// defaultParallel is how many scripts run at once unless -test.parallel
+// says otherwise: scripts spend much of their time waiting on the kernel
+// and on dmfilemapd, so more than the lab VM's 2 CPUs pays.
+const defaultParallel = 4
+
 func TestMain(m *testing.M) {
 	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		flag.Set("test.parallel", fmt.Sprint(defaultParallel))
+	}
 	lab.CloseOnSignal()
 	dir, cleanup, err := tools()
 	if err != nil {
