@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 
 	"github.com/dmfm/dmfm/lib/dmstats"
@@ -139,6 +140,7 @@ func runForeground(m *mappedFile, groupID uint64, mode filemapd.Mode, verbose in
 	if err != nil {
 		return fmt.Errorf("dmfilemapd: %w", err)
 	}
+	debug.SetGCPercent(defaultGCPercent) // the daemon runs until its group goes
 	a := filemapd.Args{FD: fd, GroupID: groupID, Path: m.abs, Mode: mode, Foreground: true, Verbose: min(verbose, filemapd.MaxVerbose)}
 	if code := (filemapd.Program{NewUpdater: filemapd.NewStatsUpdaterFunc}).Main(a.Argv()); code != 0 {
 		return exitCode(code)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -303,6 +305,7 @@ func runReport(c *cli.Context, list bool) error {
 		}
 		return rp.render(c, rows, time.Now(), o.interval, false, false)
 	}
+	debug.SetGCPercent(defaultGCPercent) // this one may run for days
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	tty := isTerminal(c.App.Writer)
@@ -381,7 +384,10 @@ func newReporter(o reportOpts, devs []device, statsFor func(device) *dmstats.Sta
 // interval.
 func (rp *reporter) collect(first bool, interval time.Duration) ([]*row, error) {
 	var rows []*row
-	next := map[regionKey]prevRegion{}
+	var next map[regionKey]prevRegion
+	if rp.o.repeat {
+		next = make(map[regionKey]prevRegion, len(rp.prev))
+	}
 	for _, d := range rp.devs {
 		st, err := loadState(d, rp.statsFor(d))
 		if err != nil {
@@ -399,24 +405,23 @@ func (rp *reporter) collect(first bool, interval time.Duration) ([]*row, error) 
 
 // regionSample is one region's counters in a sample.
 type regionSample struct {
-	areas  []dmstats.Counters // per area, ns, grown since the previous sample
-	hists  [][]uint64
-	total  dmstats.Counters
-	hist   []uint64
-	bounds []uint64 // ns
+	areas []dmstats.Counters // per area, ns, grown since the previous sample
+	hists [][]uint64
+	total dmstats.Counters
+	hist  []uint64
 }
 
 func (rp *reporter) deviceRows(st *devState, first bool, interval time.Duration, next map[regionKey]prevRegion) ([]*row, error) {
 	o := rp.o
 	shown := st.ofProgram(o.program)
-	var groups []dmstats.Group
-	shownID := map[uint64]bool{}
+	var groups []*dmstats.Group
+	shownID := make(map[uint64]bool, len(shown))
 	for _, r := range shown {
 		shownID[r.ID] = true
 	}
-	for _, g := range st.groups {
-		if shownID[g.ID] {
-			groups = append(groups, g)
+	for gi := range st.groups {
+		if shownID[st.groups[gi].ID] {
+			groups = append(groups, &st.groups[gi])
 		}
 	}
 	switch {
@@ -436,64 +441,92 @@ func (rp *reporter) deviceRows(st *devState, first bool, interval time.Duration,
 			r, _ := st.region(id)
 			shown = append(shown, r)
 		}
-		groups = []dmstats.Group{g}
+		groups = []*dmstats.Group{&st.groups[st.groupOf[o.groupID]]}
 	}
 
-	samples := map[uint64]*regionSample{}
+	// samples[i] holds the counters of st.regions[i], when needed.
+	var samples []*regionSample
 	if o.counters {
-		need := map[uint64]bool{}
+		samples = make([]*regionSample, len(st.regions))
+		// Each region is sampled at most once: the slab never grows, so
+		// the pointers into it stay valid.
+		slab := make([]regionSample, 0, len(st.regions))
+		need := func(id uint64) error {
+			i := st.index[id]
+			if samples[i] != nil {
+				return nil
+			}
+			slab = append(slab, regionSample{})
+			s := &slab[len(slab)-1]
+			if err := rp.sampleRegion(st, st.regions[i], first, next, s); err != nil {
+				return err
+			}
+			samples[i] = s
+			return nil
+		}
 		for _, r := range shown {
-			need[r.ID] = true
+			if err := need(r.ID); err != nil {
+				return nil, err
+			}
 		}
 		for _, g := range groups {
 			for _, m := range g.Members {
-				need[m] = true
+				if err := need(m); err != nil {
+					return nil, err
+				}
 			}
 		}
-		for _, r := range st.regions {
-			if !need[r.ID] {
-				continue
-			}
-			s, err := rp.sampleRegion(st, r, first, next)
-			if err != nil {
-				return nil, err
-			}
-			samples[r.ID] = s
+	}
+	sampleOf := func(id uint64) *regionSample {
+		if samples == nil {
+			return nil
 		}
+		return samples[st.index[id]]
 	}
 
-	newRow := func(kind objKind, r dmstats.Region) *row {
-		x := &row{dev: st.dev, kind: kind, regionID: r.ID, regionStart: r.Start, regionLen: r.Length,
+	// Count the rows, to allocate them at once.
+	n := len(groups)
+	for _, r := range shown {
+		if o.walk.area {
+			n += int(r.Areas())
+		}
+		n++
+	}
+	slab := make([]row, 0, n)
+	rows := make([]*row, 0, n)
+	newRow := func(kind objKind, r *dmstats.Region) *row {
+		slab = append(slab, row{dev: st.dev, kind: kind, regionID: r.ID, regionStart: r.Start, regionLen: r.Length,
 			areaStart: r.Start, areaLen: min(r.Step, r.Length), areaCount: r.Areas(), programID: r.ProgramID,
-			auxData: r.AuxData, userData: userData(r), precise: r.Precise, bounds: boundsNS(r),
-			sampled: o.counters, interval: interval}
-		if g, ok := st.groupOfRegion(r.ID); ok {
-			x.group = &g
-			if g.ID == r.ID {
-				x.userData = g.UserData
+			auxData: r.AuxData, precise: r.Precise, bounds: boundsNS(*r), sampled: o.counters, interval: interval})
+		x := &slab[len(slab)-1]
+		x.userData = userData(*r)
+		if gi, ok := st.groupOf[r.ID]; ok {
+			x.group = &st.groups[gi]
+			if x.group.ID == r.ID {
+				x.userData = x.group.UserData
 			}
 		}
+		rows = append(rows, x)
 		return x
 	}
-	var rows []*row
 	if o.walk.area {
-		for _, r := range shown {
-			n := r.Areas()
-			for i := uint64(0); i < n; i++ {
+		for i := range shown {
+			r := &shown[i]
+			s := sampleOf(r.ID)
+			for a := uint64(0); a < r.Areas(); a++ {
 				x := newRow(objArea, r)
-				x.areaID = i
-				x.areaStart = r.Start + i*r.Step
+				x.areaID = a
+				x.areaStart = r.Start + a*r.Step
 				x.areaLen = min(r.Step, r.End()-x.areaStart)
-				if s := samples[r.ID]; s != nil && int(i) < len(s.areas) {
-					x.counters = s.areas[i]
-					x.hist = s.hists[i]
+				if s != nil && int(a) < len(s.areas) {
+					x.counters, x.hist = s.areas[a], s.hists[a]
 				}
-				rows = append(rows, x)
 			}
 		}
 	}
 	if o.walk.region || o.walk.loneRegions {
-		for _, r := range shown {
+		for i := range shown {
+			r := &shown[i]
 			if o.walk.skipSingle && r.Areas() < 2 {
 				continue
 			}
@@ -501,48 +534,44 @@ func (rp *reporter) deviceRows(st *devState, first bool, interval time.Duration,
 				continue
 			}
 			x := newRow(objRegion, r)
-			if s := samples[r.ID]; s != nil {
+			if s := sampleOf(r.ID); s != nil {
 				x.counters, x.hist = s.total, s.hist
 			}
-			rows = append(rows, x)
 		}
 	}
 	if o.walk.group {
 		for _, g := range groups {
 			leader, _ := st.region(g.ID)
-			x := newRow(objGroup, leader)
+			x := newRow(objGroup, &leader)
 			x.members = g.Members
 			x.areaCount = 1
 			var length uint64
-			var parts []*regionSample
 			sameBounds := true
 			for _, m := range g.Members {
 				r, _ := st.region(m)
 				length += r.Length
-				if !equalU64(boundsNS(r), x.bounds) {
+				if !equalBounds(r, leader) {
 					sameBounds = false
 				}
-				if s := samples[m]; s != nil {
-					parts = append(parts, s)
+				if s := sampleOf(m); s != nil {
+					x.counters = x.counters.Add(s.total)
 				}
 			}
 			x.regionLen, x.areaLen = length, length
-			for _, p := range parts {
-				x.counters = x.counters.Add(p.total)
-			}
 			if !sameBounds {
 				x.bounds = nil
-			} else if x.bounds != nil && len(parts) > 0 {
+			} else if x.bounds != nil && samples != nil {
 				x.hist = make([]uint64, len(x.bounds)+1)
-				for _, p := range parts {
-					for i := range x.hist {
-						if i < len(p.hist) {
-							x.hist[i] += p.hist[i]
+				for _, m := range g.Members {
+					if s := sampleOf(m); s != nil {
+						for i := range x.hist {
+							if i < len(s.hist) {
+								x.hist[i] += s.hist[i]
+							}
 						}
 					}
 				}
 			}
-			rows = append(rows, x)
 		}
 	}
 	if o.counters {
@@ -557,44 +586,49 @@ func (rp *reporter) deviceRows(st *devState, first bool, interval time.Duration,
 	return rows, nil
 }
 
-// sampleRegion reads region r's counters and returns what they grew by
-// since the previous sample (everything, on the first one).
-func (rp *reporter) sampleRegion(st *devState, r dmstats.Region, first bool, next map[regionKey]prevRegion) (*regionSample, error) {
+// equalBounds reports whether two regions count latencies in the same bins.
+func equalBounds(a, b dmstats.Region) bool {
+	return equalU64(boundsNS(a), boundsNS(b))
+}
+
+// sampleRegion reads region r's counters into s: what they grew by since
+// the previous sample (everything, on the first one). With next (repeating
+// reports) it records them for the next sample.
+func (rp *reporter) sampleRegion(st *devState, r dmstats.Region, first bool, next map[regionKey]prevRegion, s *regionSample) error {
 	areas, err := st.st.Print(r.ID, false)
 	if err != nil {
-		return nil, fmt.Errorf("read the counters of region %d on %s: %w", r.ID, st.dev.Name, err)
+		return fmt.Errorf("read the counters of region %d on %s: %w", r.ID, st.dev.Name, err)
 	}
-	key := regionKey{st.dev.Major, st.dev.Minor, r.ID}
-	cur := prevRegion{start: r.Start, length: r.Length, step: r.Step,
-		areas: make([]dmstats.Counters, len(areas)), hists: make([][]uint64, len(areas))}
-	for i, a := range areas {
-		c := a.Counters
+	s.areas = make([]dmstats.Counters, len(areas))
+	s.hists = make([][]uint64, len(areas))
+	for i := range areas {
+		c := areas[i].Counters
 		if !r.Precise {
 			c = c.ScaleTimes(uint64(time.Millisecond))
 		}
-		cur.areas[i] = c
-		cur.hists[i] = a.Histogram
+		s.areas[i], s.hists[i] = c, areas[i].Histogram
 	}
-	next[key] = cur
-	prev, havePrev := rp.prev[key]
-	if first || !havePrev || prev.start != r.Start || prev.length != r.Length || prev.step != r.Step || len(prev.areas) != len(cur.areas) {
-		prev = prevRegion{}
-	}
-	s := &regionSample{areas: make([]dmstats.Counters, len(areas)), hists: make([][]uint64, len(areas)), bounds: boundsNS(r)}
-	for i := range cur.areas {
-		d := cur.areas[i]
-		var h []uint64 = cur.hists[i]
-		if prev.areas != nil {
-			if dd, err := cur.areas[i].Sub(prev.areas[i]); err == nil {
-				d = dd
-			}
-			if hd, err := dmstats.HistogramDelta(prev.hists[i], cur.hists[i]); err == nil {
-				h = hd
+	if next != nil {
+		key := regionKey{st.dev.Major, st.dev.Minor, r.ID}
+		cur := prevRegion{start: r.Start, length: r.Length, step: r.Step,
+			areas: slices.Clone(s.areas), hists: slices.Clone(s.hists)}
+		next[key] = cur
+		prev, ok := rp.prev[key]
+		if !first && ok && prev.start == r.Start && prev.length == r.Length && prev.step == r.Step && len(prev.areas) == len(cur.areas) {
+			for i := range s.areas {
+				// A counter that went backwards was cleared: count from zero.
+				if d, err := cur.areas[i].Sub(prev.areas[i]); err == nil {
+					s.areas[i] = d
+				}
+				if h, err := dmstats.HistogramDelta(prev.hists[i], cur.hists[i]); err == nil {
+					s.hists[i] = h
+				}
 			}
 		}
-		s.areas[i], s.hists[i] = d, h
-		s.total = s.total.Add(d)
-		if h != nil {
+	}
+	for i := range s.areas {
+		s.total = s.total.Add(s.areas[i])
+		if h := s.hists[i]; h != nil {
 			if s.hist == nil {
 				s.hist = make([]uint64, len(h))
 			}
@@ -605,7 +639,7 @@ func (rp *reporter) sampleRegion(st *devState, r dmstats.Region, first bool, nex
 			}
 		}
 	}
-	return s, nil
+	return nil
 }
 
 func equalU64(a, b []uint64) bool {

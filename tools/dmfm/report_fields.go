@@ -70,15 +70,39 @@ const (
 	colSize                // right-aligned size: --units apply; bytes in JSON
 )
 
-// cell is one formatted value.
-type cell struct {
-	text string
+// valKind says what a field's value is, for JSON.
+type valKind uint8
+
+const (
+	vText  valKind = iota // the text itself
+	vUint                 // u
+	vInt                  // i
+	vFloat                // key, rounded
+	vSize                 // key: bytes
+	vBool                 // u != 0
+	vNone                 // null
+	vAny                  // any
+)
+
+// val is what a field holds besides its text: the key it sorts and compares
+// by, and its JSON value.
+type val struct {
+	kind valKind
 	num  bool    // key is meaningful
 	key  float64 // for sorting and selection: bytes for sizes
-	json any
+	u    uint64
+	i    int64
+	any  any
 }
 
-// fieldDef describes one report field.
+// cell is a field's text with its value.
+type cell struct {
+	text string
+	val
+}
+
+// fieldDef describes one report field. get appends the field's text for a
+// row to b and returns its value: tables format every cell into one buffer.
 type fieldDef struct {
 	name     string
 	heading  string
@@ -86,32 +110,59 @@ type fieldDef struct {
 	width    int
 	counters bool // needs the counters (report only)
 	desc     string
-	get      func(r *row, u units) cell
+	get      func(r *row, u units, b []byte) ([]byte, val)
 }
 
-func textCell(s string) cell { return cell{text: s, json: s} }
-
-func uintCell(v uint64) cell {
-	return cell{text: strconv.FormatUint(v, 10), num: true, key: float64(v), json: v}
+// cellOf formats one field of one row on its own.
+func cellOf(f *fieldDef, r *row, u units) cell {
+	b, v := f.get(r, u, nil)
+	return cell{text: string(b), val: v}
 }
 
-func intCell(v int64) cell {
-	return cell{text: strconv.FormatInt(v, 10), num: true, key: float64(v), json: v}
+// jsonValue is the cell's value in JSON.
+func (c cell) jsonValue() any {
+	switch c.kind {
+	case vText:
+		return c.text
+	case vUint:
+		return c.u
+	case vInt:
+		return c.i
+	case vFloat:
+		return round6(c.key)
+	case vSize:
+		return jsonNumber(c.key)
+	case vBool:
+		return c.u != 0
+	case vAny:
+		return c.any
+	}
+	return nil
 }
 
-// floatCell formats v with two decimals, as dmstats does.
-func floatCell(v float64) cell {
+func txt(b []byte, s string) ([]byte, val) { return append(b, s...), val{kind: vText} }
+
+func unum(b []byte, v uint64) ([]byte, val) {
+	return strconv.AppendUint(b, v, 10), val{kind: vUint, num: true, key: float64(v), u: v}
+}
+
+func inum(b []byte, v int64) ([]byte, val) {
+	return strconv.AppendInt(b, v, 10), val{kind: vInt, num: true, key: float64(v), i: v}
+}
+
+// fnum formats v with two decimals, as dmstats does.
+func fnum(b []byte, v float64) ([]byte, val) {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		v = 0
 	}
-	return cell{text: strconv.FormatFloat(v, 'f', 2, 64), num: true, key: v, json: round6(v)}
+	return strconv.AppendFloat(b, v, 'f', 2, 64), val{kind: vFloat, num: true, key: v}
 }
 
 func round6(v float64) float64 { return math.Round(v*1e6) / 1e6 }
 
-// sizeCell formats bytes in the report's units.
-func sizeCell(bytes float64, u units) cell {
-	return cell{text: u.format(bytes), num: true, key: bytes, json: jsonNumber(bytes)}
+// snum formats a size in bytes in the report's units.
+func snum(b []byte, bytes float64, u units) ([]byte, val) {
+	return u.append(b, bytes), val{kind: vSize, num: true, key: bytes}
 }
 
 // jsonNumber keeps whole numbers integral in JSON.
@@ -122,18 +173,19 @@ func jsonNumber(v float64) any {
 	return round6(v)
 }
 
-func msCell(d time.Duration) cell { return floatCell(float64(d) / float64(time.Millisecond)) }
-
-func boolCell(b bool) cell {
-	c := cell{text: "0", num: true, json: b}
-	if b {
-		c.text, c.key = "1", 1
-	}
-	return c
+func msnum(b []byte, d time.Duration) ([]byte, val) {
+	return fnum(b, float64(d)/float64(time.Millisecond))
 }
 
-// noneCell is "-" (no value) in text and null in JSON.
-func noneCell() cell { return cell{text: "-", json: nil} }
+func bnum(b []byte, x bool) ([]byte, val) {
+	if x {
+		return append(b, '1'), val{kind: vBool, num: true, key: 1, u: 1}
+	}
+	return append(b, '0'), val{kind: vBool, num: true}
+}
+
+// none is "-" (no value) in text and null in JSON.
+func none(b []byte) ([]byte, val) { return append(b, '-'), val{kind: vNone} }
 
 // statsName is the name dmstats shows for a row: the group's alias, or
 // the device's name.
@@ -148,81 +200,83 @@ func statsName(r *row) string {
 var fields = []fieldDef{
 	// Device and object names.
 	{name: "name", heading: "Name", typ: colText, width: 16, desc: "Name of the device.",
-		get: func(r *row, _ units) cell { return textCell(r.dev.Name) }},
+		get: func(r *row, _ units, b []byte) ([]byte, val) { return txt(b, r.dev.Name) }},
 	{name: "uuid", heading: "UUID", typ: colText, width: 32, desc: "UUID of the device.",
-		get: func(r *row, _ units) cell { return textCell(r.dev.UUID) }},
+		get: func(r *row, _ units, b []byte) ([]byte, val) { return txt(b, r.dev.UUID) }},
 	{name: "major", heading: "Maj", typ: colNum, width: 3, desc: "Major number of the device.",
-		get: func(r *row, _ units) cell { return uintCell(uint64(r.dev.Major)) }},
+		get: func(r *row, _ units, b []byte) ([]byte, val) { return unum(b, uint64(r.dev.Major)) }},
 	{name: "minor", heading: "Min", typ: colNum, width: 3, desc: "Minor number of the device.",
-		get: func(r *row, _ units) cell { return uintCell(uint64(r.dev.Minor)) }},
+		get: func(r *row, _ units, b []byte) ([]byte, val) { return unum(b, uint64(r.dev.Minor)) }},
 	{name: "stats_name", heading: "Name", typ: colText, width: 16, desc: "Name of the object: its group's alias, or the device's name.",
-		get: func(r *row, _ units) cell { return textCell(statsName(r)) }},
+		get: func(r *row, _ units, b []byte) ([]byte, val) { return txt(b, statsName(r)) }},
 	{name: "alias", heading: "Alias", typ: colText, width: 5, desc: "Alias of the row's group (empty when none).",
-		get: func(r *row, _ units) cell {
+		get: func(r *row, _ units, b []byte) ([]byte, val) {
 			if r.group == nil {
-				return textCell("")
+				return txt(b, "")
 			}
-			return textCell(r.group.Alias)
+			return txt(b, r.group.Alias)
 		}},
 	{name: "obj_type", heading: "ObjType", typ: colText, width: 7, desc: "Type of object: area, region or group.",
-		get: func(r *row, _ units) cell { return textCell(r.kind.String()) }},
+		get: func(r *row, _ units, b []byte) ([]byte, val) { return txt(b, r.kind.String()) }},
 
 	// Region, area and group metadata.
 	{name: "region_id", heading: "RgID", typ: colNum, width: 4, desc: "Region ID; for a group, its member list.",
-		get: func(r *row, _ units) cell {
-			c := uintCell(r.regionID)
+		get: func(r *row, _ units, b []byte) ([]byte, val) {
 			if r.kind == objGroup {
-				c.text = dmstats.FormatMembers(r.members)
+				_, v := unum(nil, r.regionID)
+				return append(b, dmstats.FormatMembers(r.members)...), v
 			}
-			return c
+			return unum(b, r.regionID)
 		}},
 	{name: "region_start", heading: "RgStart", typ: colSize, width: 7, desc: "Region start (a group's: its leader's).",
-		get: func(r *row, u units) cell { return sizeCell(float64(r.regionStart)*512, u) }},
+		get: func(r *row, u units, b []byte) ([]byte, val) { return snum(b, float64(r.regionStart)*512, u) }},
 	{name: "region_len", heading: "RgSize", typ: colSize, width: 6, desc: "Region length (a group's: the sum of its regions').",
-		get: func(r *row, u units) cell { return sizeCell(float64(r.regionLen)*512, u) }},
+		get: func(r *row, u units, b []byte) ([]byte, val) { return snum(b, float64(r.regionLen)*512, u) }},
 	{name: "area_id", heading: "ArID", typ: colNum, width: 4, desc: "Area ID within the region.",
-		get: func(r *row, _ units) cell { return uintCell(r.areaID) }},
+		get: func(r *row, _ units, b []byte) ([]byte, val) { return unum(b, r.areaID) }},
 	{name: "area_start", heading: "ArStart", typ: colSize, width: 7, desc: "Area offset from the start of the device.",
-		get: func(r *row, u units) cell { return sizeCell(float64(r.areaStart)*512, u) }},
+		get: func(r *row, u units, b []byte) ([]byte, val) { return snum(b, float64(r.areaStart)*512, u) }},
 	{name: "area_len", heading: "ArSize", typ: colSize, width: 6, desc: "Area length (a region's: its area size; a group's: its length).",
-		get: func(r *row, u units) cell { return sizeCell(float64(r.areaLen)*512, u) }},
+		get: func(r *row, u units, b []byte) ([]byte, val) { return snum(b, float64(r.areaLen)*512, u) }},
 	{name: "area_offset", heading: "ArOff", typ: colSize, width: 5, desc: "Area offset from the start of the region.",
-		get: func(r *row, u units) cell { return sizeCell(float64(r.areaStart-r.regionStart)*512, u) }},
+		get: func(r *row, u units, b []byte) ([]byte, val) {
+			return snum(b, float64(r.areaStart-r.regionStart)*512, u)
+		}},
 	{name: "area_count", heading: "#Areas", typ: colNum, width: 6, desc: "Number of areas in the region.",
-		get: func(r *row, _ units) cell { return uintCell(r.areaCount) }},
+		get: func(r *row, _ units, b []byte) ([]byte, val) { return unum(b, r.areaCount) }},
 	{name: "group_id", heading: "GrpID", typ: colNum, width: 5, desc: "Group ID; - when the region is in no group.",
-		get: func(r *row, _ units) cell {
+		get: func(r *row, _ units, b []byte) ([]byte, val) {
 			if r.group == nil {
-				return noneCell()
+				return none(b)
 			}
-			return uintCell(r.group.ID)
+			return unum(b, r.group.ID)
 		}},
 	{name: "members", heading: "Members", typ: colText, width: 7, desc: "A group's member regions (- for other rows); an array in JSON.",
-		get: func(r *row, _ units) cell {
+		get: func(r *row, _ units, b []byte) ([]byte, val) {
 			if r.kind != objGroup {
-				return noneCell()
+				return none(b)
 			}
-			return cell{text: dmstats.FormatMembers(r.members), json: r.members}
+			return append(b, dmstats.FormatMembers(r.members)...), val{kind: vAny, any: r.members}
 		}},
 	{name: "program_id", heading: "ProgID", typ: colText, width: 6, desc: "Program ID of the region.",
-		get: func(r *row, _ units) cell { return textCell(r.programID) }},
+		get: func(r *row, _ units, b []byte) ([]byte, val) { return txt(b, r.programID) }},
 	{name: "user_data", heading: "UserData", typ: colText, width: 8, desc: "User data: the aux data, or what the group tag keeps after its '#'.",
-		get: func(r *row, _ units) cell { return textCell(r.userData) }},
+		get: func(r *row, _ units, b []byte) ([]byte, val) { return txt(b, r.userData) }},
 	{name: "aux_data", heading: "AuxData", typ: colText, width: 7, desc: "Aux data as the kernel stores it (group tag included).",
-		get: func(r *row, _ units) cell { return textCell(r.auxData) }},
+		get: func(r *row, _ units, b []byte) ([]byte, val) { return txt(b, r.auxData) }},
 	{name: "precise", heading: "Precise", typ: colNum, width: 7, desc: "1 if the region has nanosecond-precision counters.",
-		get: func(r *row, _ units) cell { return boolCell(r.precise) }},
+		get: func(r *row, _ units, b []byte) ([]byte, val) { return bnum(b, r.precise) }},
 	{name: "hist_bins", heading: "#Bins", typ: colNum, width: 5, desc: "Number of histogram bins.",
-		get: func(r *row, _ units) cell {
+		get: func(r *row, _ units, b []byte) ([]byte, val) {
 			if r.bounds == nil {
-				return uintCell(0)
+				return unum(b, 0)
 			}
-			return uintCell(uint64(len(r.bounds) + 1))
+			return unum(b, uint64(len(r.bounds)+1))
 		}},
 	{name: "hist_bounds", heading: "Histogram Bounds", typ: colText, width: 16, desc: "Histogram bin lower bounds.",
-		get: func(r *row, _ units) cell { return histBoundsCell(r, false) }},
+		get: func(r *row, _ units, b []byte) ([]byte, val) { return histBoundsCell(b, r, false) }},
 	{name: "hist_ranges", heading: "Histogram Ranges", typ: colText, width: 16, desc: "Histogram bin ranges.",
-		get: func(r *row, _ units) cell { return histBoundsCell(r, true) }},
+		get: func(r *row, _ units, b []byte) ([]byte, val) { return histBoundsCell(b, r, true) }},
 
 	// Basic counters.
 	counterField("read_count", "#Reads", 6, "Count of reads completed.", func(c dmstats.Counters) uint64 { return c.Reads }),
@@ -234,27 +288,27 @@ var fields = []fieldDef{
 	counterField("write_sector_count", "#WrSectors", 10, "Count of sectors written.", func(c dmstats.Counters) uint64 { return c.WriteSectors }),
 	counterField("write_time", "AccWrTime", 11, "Accumulated duration of all writes (ns).", func(c dmstats.Counters) uint64 { return c.WriteTicks }),
 	{name: "in_progress_count", heading: "#InProg", typ: colNum, width: 7, counters: true, desc: "Count of requests in progress.",
-		get: func(r *row, _ units) cell { return intCell(r.counters.InFlight) }},
+		get: func(r *row, _ units, b []byte) ([]byte, val) { return inum(b, r.counters.InFlight) }},
 	counterField("io_ticks", "IoTicks", 7, "Nanoseconds spent servicing requests.", func(c dmstats.Counters) uint64 { return c.IOTicks }),
 	counterField("queue_ticks", "QueueTicks", 10, "Weighted nanoseconds spent in queue.", func(c dmstats.Counters) uint64 { return c.QueueTicks }),
 	counterField("read_ticks", "RdTicks", 7, "Nanoseconds with reads in flight.", func(c dmstats.Counters) uint64 { return c.ReadsInFlightTicks }),
 	counterField("write_ticks", "WrTicks", 7, "Nanoseconds with writes in flight.", func(c dmstats.Counters) uint64 { return c.WritesInFlightTicks }),
 
 	// Derived metrics.
-	metricField("reads_merged_per_sec", "RMrg/s", 6, "Read requests merged per second.", func(m dmstats.Metrics, _ units) cell { return floatCell(m.ReadMergesPerSec) }),
-	metricField("writes_merged_per_sec", "WMrg/s", 6, "Write requests merged per second.", func(m dmstats.Metrics, _ units) cell { return floatCell(m.WriteMergesPerSec) }),
-	metricField("reads_per_sec", "R/s", 3, "Reads per second.", func(m dmstats.Metrics, _ units) cell { return floatCell(m.ReadsPerSec) }),
-	metricField("writes_per_sec", "W/s", 3, "Writes per second.", func(m dmstats.Metrics, _ units) cell { return floatCell(m.WritesPerSec) }),
+	metricField("reads_merged_per_sec", "RMrg/s", 6, "Read requests merged per second.", func(m dmstats.Metrics, _ units, b []byte) ([]byte, val) { return fnum(b, m.ReadMergesPerSec) }),
+	metricField("writes_merged_per_sec", "WMrg/s", 6, "Write requests merged per second.", func(m dmstats.Metrics, _ units, b []byte) ([]byte, val) { return fnum(b, m.WriteMergesPerSec) }),
+	metricField("reads_per_sec", "R/s", 3, "Reads per second.", func(m dmstats.Metrics, _ units, b []byte) ([]byte, val) { return fnum(b, m.ReadsPerSec) }),
+	metricField("writes_per_sec", "W/s", 3, "Writes per second.", func(m dmstats.Metrics, _ units, b []byte) ([]byte, val) { return fnum(b, m.WritesPerSec) }),
 	sizeMetricField("read_size_per_sec", "RSz/s", 5, "Size of data read per second.", func(m dmstats.Metrics) float64 { return m.ReadBytesPerSec }),
 	sizeMetricField("write_size_per_sec", "WSz/s", 5, "Size of data written per second.", func(m dmstats.Metrics) float64 { return m.WriteBytesPerSec }),
 	sizeMetricField("avg_request_size", "AvgRqSz", 7, "Average request size.", func(m dmstats.Metrics) float64 { return m.AvgRequestSize * 512 }),
-	metricField("queue_size", "QSize", 5, "Average queue size.", func(m dmstats.Metrics, _ units) cell { return floatCell(m.AvgQueueSize) }),
-	metricField("await", "AWait", 5, "Average wait time (ms).", func(m dmstats.Metrics, _ units) cell { return msCell(m.Await) }),
-	metricField("read_await", "RdAWait", 7, "Average read wait time (ms).", func(m dmstats.Metrics, _ units) cell { return msCell(m.ReadAwait) }),
-	metricField("write_await", "WrAWait", 7, "Average write wait time (ms).", func(m dmstats.Metrics, _ units) cell { return msCell(m.WriteAwait) }),
-	metricField("throughput", "Throughput", 10, "Throughput (requests per second).", func(m dmstats.Metrics, _ units) cell { return floatCell(m.IOsPerSec) }),
-	metricField("service_time", "SvcTm", 5, "Service time (ms).", func(m dmstats.Metrics, _ units) cell { return msCell(m.ServiceTime) }),
-	metricField("util", "Util%", 5, "Utilization (percent of the interval with I/O in progress).", func(m dmstats.Metrics, _ units) cell { return floatCell(m.Utilization) }),
+	metricField("queue_size", "QSize", 5, "Average queue size.", func(m dmstats.Metrics, _ units, b []byte) ([]byte, val) { return fnum(b, m.AvgQueueSize) }),
+	metricField("await", "AWait", 5, "Average wait time (ms).", func(m dmstats.Metrics, _ units, b []byte) ([]byte, val) { return msnum(b, m.Await) }),
+	metricField("read_await", "RdAWait", 7, "Average read wait time (ms).", func(m dmstats.Metrics, _ units, b []byte) ([]byte, val) { return msnum(b, m.ReadAwait) }),
+	metricField("write_await", "WrAWait", 7, "Average write wait time (ms).", func(m dmstats.Metrics, _ units, b []byte) ([]byte, val) { return msnum(b, m.WriteAwait) }),
+	metricField("throughput", "Throughput", 10, "Throughput (requests per second).", func(m dmstats.Metrics, _ units, b []byte) ([]byte, val) { return fnum(b, m.IOsPerSec) }),
+	metricField("service_time", "SvcTm", 5, "Service time (ms).", func(m dmstats.Metrics, _ units, b []byte) ([]byte, val) { return msnum(b, m.ServiceTime) }),
+	metricField("util", "Util%", 5, "Utilization (percent of the interval with I/O in progress).", func(m dmstats.Metrics, _ units, b []byte) ([]byte, val) { return fnum(b, m.Utilization) }),
 
 	// Histograms.
 	histField("hist_count", "Histogram Counts", 16, "Latency histogram counts.", false, 0),
@@ -266,31 +320,31 @@ var fields = []fieldDef{
 
 	// Sampling interval.
 	{name: "interval_ns", heading: "IntervalNs", typ: colNum, width: 10, counters: true, desc: "Sampling interval in nanoseconds.",
-		get: func(r *row, _ units) cell { return uintCell(uint64(r.interval)) }},
+		get: func(r *row, _ units, b []byte) ([]byte, val) { return unum(b, uint64(r.interval)) }},
 	{name: "interval", heading: "Interval", typ: colNum, width: 8, counters: true, desc: "Sampling interval in seconds.",
-		get: func(r *row, _ units) cell { return floatCell(r.interval.Seconds()) }},
+		get: func(r *row, _ units, b []byte) ([]byte, val) { return fnum(b, r.interval.Seconds()) }},
 }
 
 func counterField(name, heading string, width int, desc string, v func(dmstats.Counters) uint64) fieldDef {
 	return fieldDef{name: name, heading: heading, typ: colNum, width: width, counters: true, desc: desc,
-		get: func(r *row, _ units) cell { return uintCell(v(r.counters)) }}
+		get: func(r *row, _ units, b []byte) ([]byte, val) { return unum(b, v(r.counters)) }}
 }
 
-func metricField(name, heading string, width int, desc string, v func(dmstats.Metrics, units) cell) fieldDef {
+func metricField(name, heading string, width int, desc string, v func(dmstats.Metrics, units, []byte) ([]byte, val)) fieldDef {
 	return fieldDef{name: name, heading: heading, typ: colNum, width: width, counters: true, desc: desc,
-		get: func(r *row, u units) cell { return v(r.metrics, u) }}
+		get: func(r *row, u units, b []byte) ([]byte, val) { return v(r.metrics, u, b) }}
 }
 
 func sizeMetricField(name, heading string, width int, desc string, v func(dmstats.Metrics) float64) fieldDef {
 	return fieldDef{name: name, heading: heading, typ: colSize, width: width, counters: true, desc: desc,
-		get: func(r *row, u units) cell { return sizeCell(math.Trunc(v(r.metrics)/512)*512, u) }}
+		get: func(r *row, u units, b []byte) ([]byte, val) { return snum(b, math.Trunc(v(r.metrics)/512)*512, u) }}
 }
 
 // histField formats the histogram: style 0 values only, 1 with each bin's
 // lower bound, 2 with each bin's range.
 func histField(name, heading string, width int, desc string, percent bool, style int) fieldDef {
 	return fieldDef{name: name, heading: heading, typ: colText, width: width, counters: true, desc: desc,
-		get: func(r *row, _ units) cell { return histCell(r, percent, style) }}
+		get: func(r *row, _ units, b []byte) ([]byte, val) { return histCell(b, r, percent, style) }}
 }
 
 // fieldAliases maps other names of fields (libdevmapper's API names, the
@@ -456,9 +510,9 @@ func binLabels(bounds []uint64, ranges bool) []string {
 	return out
 }
 
-func histBoundsCell(r *row, ranges bool) cell {
+func histBoundsCell(b []byte, r *row, ranges bool) ([]byte, val) {
 	if r.bounds == nil {
-		return cell{text: "", json: nil}
+		return b, val{kind: vNone}
 	}
 	labels := binLabels(r.bounds, ranges)
 	var js any
@@ -483,12 +537,12 @@ func histBoundsCell(r *row, ranges bool) cell {
 		}
 		js = lows
 	}
-	return cell{text: strings.Join(labels, ","), json: js}
+	return append(b, strings.Join(labels, ",")...), val{kind: vAny, any: js}
 }
 
-func histCell(r *row, percent bool, style int) cell {
+func histCell(b []byte, r *row, percent bool, style int) ([]byte, val) {
 	if r.bounds == nil || len(r.hist) != len(r.bounds)+1 {
-		return cell{text: "", json: nil}
+		return b, val{kind: vNone}
 	}
 	var total uint64
 	for _, v := range r.hist {
@@ -514,12 +568,12 @@ func histCell(r *row, percent bool, style int) cell {
 		js = pcts
 	}
 	if style == 0 {
-		return cell{text: strings.Join(vals, ":"), json: js}
+		return append(b, strings.Join(vals, ":")...), val{kind: vAny, any: js}
 	}
 	labels := binLabels(r.bounds, style == 2)
 	parts := make([]string, len(vals))
 	for i := range vals {
 		parts[i] = labels[i] + ":" + vals[i]
 	}
-	return cell{text: strings.Join(parts, ","), json: js}
+	return append(b, strings.Join(parts, ",")...), val{kind: vAny, any: js}
 }

@@ -41,7 +41,7 @@ func sortRows(rows []*row, keys []sortKey, u units) {
 	for i, r := range rows {
 		ks[i] = keyed{r: r, cells: make([]cell, len(keys))}
 		for j, k := range keys {
-			ks[i].cells[j] = k.f.get(r, u)
+			ks[i].cells[j] = cellOf(k.f, r, u)
 		}
 	}
 	slices.SortStableFunc(ks, func(a, b keyed) int {
@@ -108,68 +108,72 @@ func (rp *reporter) render(c *cli.Context, rows []*row, at time.Time, interval t
 
 // writeTable writes the rows as dmstats does: aligned columns under
 // headings (numbers right-aligned, text left-aligned), or fields joined by
-// the separator. Trailing blanks are trimmed.
+// the separator. Trailing blanks are trimmed. Every cell is formatted into
+// one buffer first, to size the columns without a string per cell.
 func writeTable(w io.Writer, o reportOpts, rows []*row) {
-	cells := make([][]cell, len(rows))
-	widths := make([]int, len(o.fields))
+	nf := len(o.fields)
+	widths := make([]int, nf)
 	for j, f := range o.fields {
 		widths[j] = max(f.width, len(f.heading))
 	}
+	arena := make([]byte, 0, len(rows)*nf*8)
+	ends := make([]int, len(rows)*nf) // end of each cell in arena
 	for i, r := range rows {
-		cells[i] = make([]cell, len(o.fields))
 		for j, f := range o.fields {
-			cells[i][j] = f.get(r, o.units)
-			widths[j] = max(widths[j], len(cells[i][j].text))
+			start := len(arena)
+			arena, _ = f.get(r, o.units, arena)
+			ends[i*nf+j] = len(arena)
+			widths[j] = max(widths[j], len(arena)-start)
 		}
 	}
-	var line bytes.Buffer
-	emit := func(texts []string) {
-		line.Reset()
-		for j, t := range texts {
-			if j > 0 {
-				line.WriteString(o.separator)
-			}
-			if !o.aligned {
-				line.WriteString(t)
-				continue
-			}
-			pad := widths[j] - len(t)
-			if o.fields[j].typ != colText {
-				line.WriteString(strings.Repeat(" ", max(pad, 0)))
-				line.WriteString(t)
-			} else {
-				line.WriteString(t)
-				line.WriteString(strings.Repeat(" ", max(pad, 0)))
-			}
+	line := make([]byte, 0, 256)
+	pad := func(n int) {
+		for ; n > 0; n-- {
+			line = append(line, ' ')
 		}
-		b := bytes.TrimRight(line.Bytes(), " ")
-		w.Write(b)
-		io.WriteString(w, "\n")
 	}
-	texts := make([]string, len(o.fields))
+	flush := func() {
+		for len(line) > 0 && line[len(line)-1] == ' ' {
+			line = line[:len(line)-1]
+		}
+		line = append(line, '\n')
+		w.Write(line)
+		line = line[:0]
+	}
 	if !o.noHeadings {
-		for j, f := range o.fields {
-			texts[j] = f.heading
-		}
 		// Headings are left-aligned, as in dmstats.
-		line.Reset()
-		for j, t := range texts {
+		for j, f := range o.fields {
 			if j > 0 {
-				line.WriteString(o.separator)
+				line = append(line, o.separator...)
 			}
-			line.WriteString(t)
+			line = append(line, f.heading...)
 			if o.aligned {
-				line.WriteString(strings.Repeat(" ", max(widths[j]-len(t), 0)))
+				pad(widths[j] - len(f.heading))
 			}
 		}
-		w.Write(bytes.TrimRight(line.Bytes(), " "))
-		io.WriteString(w, "\n")
+		flush()
 	}
+	start := 0
 	for i := range rows {
-		for j := range o.fields {
-			texts[j] = cells[i][j].text
+		for j, f := range o.fields {
+			if j > 0 {
+				line = append(line, o.separator...)
+			}
+			end := ends[i*nf+j]
+			text := arena[start:end]
+			start = end
+			switch {
+			case !o.aligned:
+				line = append(line, text...)
+			case f.typ != colText:
+				pad(widths[j] - len(text))
+				line = append(line, text...)
+			default:
+				line = append(line, text...)
+				pad(widths[j] - len(text))
+			}
 		}
-		emit(texts)
+		flush()
 	}
 }
 
@@ -232,7 +236,7 @@ func jsonRows(o reportOpts, rows []*row) []jsonRow {
 	for i, r := range rows {
 		vals := make([]any, len(idx))
 		for k, j := range idx {
-			vals[k] = o.fields[j].get(r, o.units).json
+			vals[k] = cellOf(o.fields[j], r, o.units).jsonValue()
 		}
 		out[i] = jsonRow{device: r.dev.Name, names: names, values: vals}
 	}

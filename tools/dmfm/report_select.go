@@ -41,7 +41,7 @@ func (s selAnd) match(r *row, u units) bool { return s.a.match(r, u) && s.b.matc
 func (s selNot) match(r *row, u units) bool { return !s.a.match(r, u) }
 
 func (s selCmp) match(r *row, u units) bool {
-	c := s.f.get(r, u)
+	c := cellOf(s.f, r, u)
 	switch s.op {
 	case "=~":
 		return s.re.MatchString(c.text)

@@ -75,27 +75,30 @@ func parseUnits(s string, nosuffix bool) (units, error) {
 }
 
 // format writes a size given in bytes.
-func (u units) format(bytes float64) string {
+func (u units) format(bytes float64) string { return string(u.append(nil, bytes)) }
+
+// append appends a size given in bytes to b.
+func (u units) append(b []byte, bytes float64) []byte {
 	if bytes == 0 {
-		return "0"
+		return append(b, '0')
 	}
 	if u.human {
-		base, letters, byteSuffix := 1024.0, "kmgtpe", "b"
+		base, letters, byteSuffix := 1024.0, "kmgtpe", byte('b')
 		if u.si {
-			base, letters, byteSuffix = 1000, "KMGTPE", "B"
+			base, letters, byteSuffix = 1000, "KMGTPE", 'B'
 		}
 		p := -1
 		for v := bytes; v >= base && p < len(letters)-1; v /= base {
 			p++
 		}
 		if p < 0 {
-			return strconv.FormatFloat(bytes, 'f', 0, 64) + byteSuffix
+			return append(strconv.AppendFloat(b, bytes, 'f', 0, 64), byteSuffix)
 		}
-		return strconv.FormatFloat(bytes/math.Pow(base, float64(p+1)), 'f', 2, 64) + string(letters[p])
+		return append(strconv.AppendFloat(b, bytes/math.Pow(base, float64(p+1)), 'f', 2, 64), letters[p])
 	}
-	s := strconv.FormatFloat(bytes/u.factor, 'f', u.decimals, 64)
+	b = strconv.AppendFloat(b, bytes/u.factor, 'f', u.decimals, 64)
 	if !u.nosuffix {
-		s += u.suffix
+		b = append(b, u.suffix...)
 	}
-	return s
+	return b
 }

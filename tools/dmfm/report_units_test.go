@@ -131,7 +131,7 @@ func TestReporterInterval(t *testing.T) {
 		"d: @stats_print 1": "8+8 50 0 400 50 0 0 0 0 0 50 50 50 0\n",
 	}
 	o := reportOpts{fields: []*fieldDef{mustField(t, "reads_per_sec"), mustField(t, "read_count")},
-		walk: walk{region: true}, program: "dmstats", units: defaultUnits, counters: true}
+		walk: walk{region: true}, program: "dmstats", units: defaultUnits, counters: true, repeat: true}
 	rp := newReporter(o, []device{{Name: "d"}}, func(d device) *dmstats.Stats {
 		return dmstats.New(fixtureMessenger{dev: d.Name, replies: replies})
 	})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -24,6 +25,13 @@ func init() {
 	// -v is --verbose, as in dmstats; urfave/cli would give it to --version.
 	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version"}
 }
+
+// shortLivedGCPercent is the garbage collector's target (GOGC) while a
+// command runs; defaultGCPercent is Go's default, for long-running modes.
+const (
+	shortLivedGCPercent = 400
+	defaultGCPercent    = 100
+)
 
 // globalFlags are the options every dmfm command takes. The stats commands
 // accept them after the command name too (dmstats users put them anywhere).
@@ -80,6 +88,10 @@ func statsCommand(name, usage, argsUsage, description string, flags []cli.Flag, 
 				cli.HelpPrinter(c.App.Writer, cli.CommandHelpTemplate, c.Command)
 				return nil
 			}
+			// A command is over in moments and keeps little memory: let
+			// the heap grow before collecting (long-running modes set the
+			// usual rate back).
+			defer debug.SetGCPercent(debug.SetGCPercent(shortLivedGCPercent))
 			return body(pc)
 		},
 	}

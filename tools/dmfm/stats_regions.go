@@ -30,7 +30,7 @@ func loadState(d device, st *dmstats.Stats) (*devState, error) {
 		s.index[r.ID] = i
 	}
 	s.groups, s.warns = dmstats.Groups(regions)
-	s.groupOf = make(map[uint64]int)
+	s.groupOf = make(map[uint64]int, len(regions))
 	for gi, g := range s.groups {
 		for _, m := range g.Members {
 			s.groupOf[m] = gi
@@ -92,10 +92,16 @@ func (s *devState) inGroup(id uint64) bool {
 
 // ofProgram returns the regions of program p ("" for all).
 func (s *devState) ofProgram(p string) []dmstats.Region {
-	if p == "" {
+	n := 0
+	for i := range s.regions {
+		if s.regions[i].ProgramID == p {
+			n++
+		}
+	}
+	if p == "" || n == len(s.regions) {
 		return s.regions
 	}
-	var out []dmstats.Region
+	out := make([]dmstats.Region, 0, n)
 	for _, r := range s.regions {
 		if r.ProgramID == p {
 			out = append(out, r)

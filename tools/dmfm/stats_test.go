@@ -155,7 +155,7 @@ func TestOptionsAccepted(t *testing.T) {
 			var want string
 			switch {
 			case tc[1] == "file":
-				want = "not on a device-mapper device"
+				want = "device-mapper device" // "not on a ..." or "which is not a ..."
 			case withDM:
 				want = `device "dmfm-no-such-dev" not found`
 			default:
