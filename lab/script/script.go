@@ -30,11 +30,10 @@ var passEnv = []string{"DM_DISABLE_UDEV", "DMFM_LAB_GUEST", "DMFM_LAB_APPEND", "
 // and Setup. Callers add Dir or Files, and the flags they want.
 func Params(cfg Config) testscript.Params {
 	return testscript.Params{
-		Setup:               setup(cfg),
-		Cmds:                Commands(),
-		Condition:           Condition,
-		RequireUniqueNames:  true,
-		RequireExplicitExec: true,
+		Setup:              setup(cfg),
+		Cmds:               Commands(),
+		Condition:          Condition,
+		RequireUniqueNames: true,
 	}
 }
 
