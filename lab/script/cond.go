@@ -2,6 +2,7 @@ package script
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -26,6 +27,10 @@ var condCache sync.Map
 //	[target:NAME]   the dm target NAME is available (loading dm-NAME if needed)
 //	[kernel:OPX.Y]  the running kernel's version compares so with X.Y
 //	                (OP: >=, >, <=, <, ==)
+//	[libdm:OPX.Y.Z] the libdevmapper of the dmsetup (and dmstats) on PATH
+//	                compares so with X.Y.Z; false without dmsetup. lvm2
+//	                2.03.23, the first to write quoted group tags, ships
+//	                libdevmapper 1.02.197.
 func Condition(cond string) (bool, error) {
 	name, arg, hasArg := strings.Cut(cond, ":")
 	switch {
@@ -42,8 +47,10 @@ func Condition(cond string) (bool, error) {
 		return cached(cond, func() (bool, error) { return haveTarget(arg) })
 	case name == "kernel" && hasArg:
 		return kernelCond(arg)
+	case name == "libdm" && hasArg:
+		return libdmCond(arg)
 	}
-	return false, fmt.Errorf("unknown condition %q (the lab adds dm, root, xfs, ext4, target:NAME, kernel:>=X.Y)", cond)
+	return false, fmt.Errorf("unknown condition %q (the lab adds dm, root, xfs, ext4, target:NAME, kernel:>=X.Y, libdm:>=X.Y.Z)", cond)
 }
 
 func cached(key string, f func() (bool, error)) (bool, error) {
@@ -120,7 +127,64 @@ func haveTarget(name string) (bool, error) {
 	return find()
 }
 
-var kernelCondRE = regexp.MustCompile(`^(>=|<=|==|>|<)(\d+)\.(\d+)$`)
+var (
+	kernelCondRE = regexp.MustCompile(`^(>=|<=|==|>|<)(\d+)\.(\d+)$`)
+	libdmCondRE  = regexp.MustCompile(`^(>=|<=|==|>|<)(\d+)\.(\d+)\.(\d+)$`)
+	libdmRE      = regexp.MustCompile(`(?m)^Library version:\s+(\d+)\.(\d+)\.(\d+)`)
+)
+
+func libdmCond(arg string) (bool, error) {
+	m := libdmCondRE.FindStringSubmatch(arg)
+	if m == nil {
+		return false, fmt.Errorf("[libdm:%s]: want an operator (>=, >, <=, <, ==) and a version X.Y.Z, as in [libdm:>=1.02.197]", arg)
+	}
+	v, ok := libdmVersion()
+	if !ok {
+		return false, nil
+	}
+	var want [3]int
+	for i := range want {
+		want[i], _ = strconv.Atoi(m[2+i])
+	}
+	c := 0
+	for i := range v {
+		if v[i] != want[i] {
+			c = v[i] - want[i]
+			break
+		}
+	}
+	return cmpOp(c, m[1]), nil
+}
+
+var libdm struct {
+	once sync.Once
+	v    [3]int
+	ok   bool
+}
+
+// libdmVersion reads the library version `dmsetup version` reports.
+func libdmVersion() ([3]int, bool) {
+	libdm.once.Do(func() {
+		out, err := exec.Command("dmsetup", "version").Output()
+		if err != nil {
+			// Without a device-mapper driver dmsetup still prints the
+			// library line, then fails.
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) {
+				return
+			}
+		}
+		m := libdmRE.FindSubmatch(out)
+		if m == nil {
+			return
+		}
+		for i := range libdm.v {
+			libdm.v[i], _ = strconv.Atoi(string(m[1+i]))
+		}
+		libdm.ok = true
+	})
+	return libdm.v, libdm.ok
+}
 
 func kernelCond(arg string) (bool, error) {
 	m := kernelCondRE.FindStringSubmatch(arg)
@@ -159,6 +223,11 @@ func compareVersion(maj, min int, op string, wmaj, wmin int) bool {
 	default:
 		c = min - wmin
 	}
+	return cmpOp(c, op)
+}
+
+// cmpOp applies a comparison operator to the sign of c.
+func cmpOp(c int, op string) bool {
 	switch op {
 	case ">=":
 		return c >= 0

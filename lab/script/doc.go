@@ -50,9 +50,10 @@
 //	                           stderr
 //
 // Conditions: [dm], [root], [xfs], [ext4], [target:NAME] (the dm target is
-// available, loading its module if needed) and [kernel:OPX.Y] with OP one of
-// >=, >, <=, <, == (e.g. [kernel:>=6.1]); testscript's own [exec:PROG] works
-// as usual.
+// available, loading its module if needed), [kernel:OPX.Y] with OP one of
+// >=, >, <=, <, == (e.g. [kernel:>=6.1]) and [libdm:OPX.Y.Z] (the
+// libdevmapper of dmsetup and dmstats, which tells which group tags they
+// read); testscript's own [exec:PROG] works as usual.
 //
 // Output that names devices is normalised so golden files do not depend on
 // loop or dm numbers: the lab's dm name becomes LABDEV, its major:minor

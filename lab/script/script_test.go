@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -127,6 +128,8 @@ func TestConditionErrors(t *testing.T) {
 		"kernel:>6":  "want an operator",
 		"target:":    "bad target name",
 		"target:a b": "bad target name",
+		"libdm:1.02": "want an operator",
+		"libdm:>=1":  "want an operator",
 	} {
 		if _, err := Condition(cond); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Condition(%q) error = %v, want %q", cond, err, want)
@@ -134,6 +137,13 @@ func TestConditionErrors(t *testing.T) {
 	}
 	if ok, err := Condition("kernel:>=2.6"); err != nil || !ok {
 		t.Errorf("Condition(kernel:>=2.6) = %v, %v; every kernel this runs on is newer", ok, err)
+	}
+	_, noDmsetup := exec.LookPath("dmsetup")
+	if ok, err := Condition("libdm:>=1.0.0"); err != nil || ok != (noDmsetup == nil) {
+		t.Errorf("Condition(libdm:>=1.0.0) = %v, %v (dmsetup on PATH: %v)", ok, err, noDmsetup == nil)
+	}
+	if ok, err := Condition("libdm:<1.0.0"); err != nil || ok {
+		t.Errorf("Condition(libdm:<1.0.0) = %v, %v", ok, err)
 	}
 	if ok, err := Condition("root"); err != nil || ok != (os.Geteuid() == 0) {
 		t.Errorf("Condition(root) = %v, %v", ok, err)
