@@ -3,5 +3,5 @@
 // Go test (build tag "lab") that runs them in parallel with the lab's script
 // commands from package lab/script. `make lab-test` runs it in the lab VM;
 // `dmfm lab script FILE.txtar...` runs single scripts, bug reports included.
-// See REPORTING.md for writing one.
+// See the "Report a bug" section of CONTRIBUTING.md for writing one.
 package testscripts
