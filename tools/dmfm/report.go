@@ -370,6 +370,9 @@ type reporter struct {
 	statsFor func(device) *dmstats.Stats
 	devs     []device
 	prev     map[regionKey]prevRegion
+	// areaSlab and histSlab hold the per-area counters of one sample.
+	areaSlab []dmstats.Counters
+	histSlab [][]uint64
 }
 
 // newReporter returns a reporter on devs; statsFor gives a device's dm-stats
@@ -451,6 +454,12 @@ func (rp *reporter) deviceRows(st *devState, first bool, interval time.Duration,
 		// Each region is sampled at most once: the slab never grows, so
 		// the pointers into it stay valid.
 		slab := make([]regionSample, 0, len(st.regions))
+		var nAreas uint64
+		for i := range st.regions {
+			nAreas += st.regions[i].Areas()
+		}
+		rp.areaSlab = make([]dmstats.Counters, 0, nAreas)
+		rp.histSlab = make([][]uint64, 0, nAreas)
 		need := func(id uint64) error {
 			i := st.index[id]
 			if samples[i] != nil {
@@ -599,8 +608,16 @@ func (rp *reporter) sampleRegion(st *devState, r dmstats.Region, first bool, nex
 	if err != nil {
 		return fmt.Errorf("read the counters of region %d on %s: %w", r.ID, st.dev.Name, err)
 	}
-	s.areas = make([]dmstats.Counters, len(areas))
-	s.hists = make([][]uint64, len(areas))
+	// Carve the per-area slices out of the device's slabs (sized for
+	// every area of every region) instead of allocating two per region.
+	n := len(areas)
+	if len(rp.areaSlab)+n > cap(rp.areaSlab) {
+		rp.areaSlab = make([]dmstats.Counters, 0, n)
+		rp.histSlab = make([][]uint64, 0, n)
+	}
+	s.areas = rp.areaSlab[len(rp.areaSlab) : len(rp.areaSlab)+n : len(rp.areaSlab)+n]
+	s.hists = rp.histSlab[len(rp.histSlab) : len(rp.histSlab)+n : len(rp.histSlab)+n]
+	rp.areaSlab, rp.histSlab = rp.areaSlab[:len(rp.areaSlab)+n], rp.histSlab[:len(rp.histSlab)+n]
 	for i := range areas {
 		c := areas[i].Counters
 		if !r.Precise {

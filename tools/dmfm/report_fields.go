@@ -155,7 +155,32 @@ func fnum(b []byte, v float64) ([]byte, val) {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		v = 0
 	}
-	return strconv.AppendFloat(b, v, 'f', 2, 64), val{kind: vFloat, num: true, key: v}
+	return appendFixed2(b, v), val{kind: vFloat, num: true, key: v}
+}
+
+// appendFixed2 appends v with two decimals, as strconv.AppendFloat(b, v,
+// 'f', 2, 64) does, through integers when that gives the same digits: the
+// reports format tens of thousands of such numbers.
+func appendFixed2(b []byte, v float64) []byte {
+	x := v * 100
+	if math.Abs(x) >= 1<<52 {
+		return strconv.AppendFloat(b, v, 'f', 2, 64)
+	}
+	// Near a tie the product's rounding error could pick the other digit:
+	// leave those to strconv, which rounds v exactly.
+	if frac := math.Abs(x - math.Trunc(x)); math.Abs(frac-0.5) <= 1e-9+math.Abs(x)*1e-14 {
+		return strconv.AppendFloat(b, v, 'f', 2, 64)
+	}
+	n := int64(math.Round(x))
+	if n < 0 {
+		b = append(b, '-')
+		n = -n
+	} else if v < 0 || math.Signbit(v) && n == 0 {
+		// -0.001 prints as -0.00, like strconv.
+		b = append(b, '-')
+	}
+	b = strconv.AppendInt(b, n/100, 10)
+	return append(b, '.', byte('0'+n%100/10), byte('0'+n%10))
 }
 
 func round6(v float64) float64 { return math.Round(v*1e6) / 1e6 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"math"
+	"strconv"
 	"testing"
 	"time"
 
@@ -166,4 +168,30 @@ func mustField(t *testing.T, name string) *fieldDef {
 		t.Fatalf("no field %s", name)
 	}
 	return f
+}
+
+// TestAppendFixed2 checks the integer fast path against strconv on edge
+// values and on many random ones.
+func TestAppendFixed2(t *testing.T) {
+	vals := []float64{0, -0.0, 0.001, -0.001, -0.004, -0.005, -0.006, 0.005, 0.015, 0.125, 0.135, 1.005, 2.675,
+		1e6 + 0.005, 123456.785, 99.995, -99.995, 1 << 40, 1 << 53, 1e20, 4.5e15, 0.994999, 0.995, 12.5, 1.234567}
+	r := uint64(1)
+	for i := 0; i < 200000; i++ {
+		r = r*6364136223846793005 + 1442695040888963407
+		v := float64(r>>11) / float64(1<<53) * math.Pow(10, float64(i%12-3))
+		if i%3 == 0 {
+			v = -v
+		}
+		if i%5 == 0 {
+			v = math.Round(v*1000) / 1000 // many exact thousandths: ties
+		}
+		vals = append(vals, v)
+	}
+	for _, v := range vals {
+		got := string(appendFixed2(nil, v))
+		want := strconv.FormatFloat(v, 'f', 2, 64)
+		if got != want {
+			t.Errorf("appendFixed2(%v) = %s, want %s", v, got, want)
+		}
+	}
 }
