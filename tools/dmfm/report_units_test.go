@@ -173,7 +173,7 @@ func mustField(t *testing.T, name string) *fieldDef {
 // TestAppendFixed2 checks the integer fast path against strconv on edge
 // values and on many random ones.
 func TestAppendFixed2(t *testing.T) {
-	vals := []float64{0, -0.0, 0.001, -0.001, -0.004, -0.005, -0.006, 0.005, 0.015, 0.125, 0.135, 1.005, 2.675,
+	vals := []float64{0, math.Copysign(0, -1), 0.001, -0.001, -0.004, -0.005, -0.006, 0.005, 0.015, 0.125, 0.135, 1.005, 2.675,
 		1e6 + 0.005, 123456.785, 99.995, -99.995, 1 << 40, 1 << 53, 1e20, 4.5e15, 0.994999, 0.995, 12.5, 1.234567}
 	r := uint64(1)
 	for i := 0; i < 200000; i++ {
