@@ -222,20 +222,24 @@ func Up(ctx context.Context, spec Spec) (l *Lab, err error) {
 	return l, nil
 }
 
-// Close tears the stack down in reverse order. It goes on past a failing
-// step and returns every error met. Close is safe to call more than once.
+// Close tears the stack down in reverse order. Each step depends on the
+// ones after it having been undone (the dm device cannot go while mounted,
+// the state directory must not be removed under a mount), so Close stops at
+// the first step that fails and keeps it and the rest: calling Close again
+// retries from there, and `dmfm lab clean` finds what is left. Close is safe
+// to call more than once.
 func (l *Lab) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	unregister(l)
-	var errs []error
-	for i := len(l.undo) - 1; i >= 0; i-- {
-		if err := l.undo[i].fn(); err != nil {
-			errs = append(errs, fmt.Errorf("lab %s: %s: %w", l.DMName, l.undo[i].what, err))
+	for len(l.undo) > 0 {
+		step := l.undo[len(l.undo)-1]
+		if err := step.fn(); err != nil {
+			return fmt.Errorf("lab %s: %s: %w", l.DMName, step.what, err)
 		}
+		l.undo = l.undo[:len(l.undo)-1]
 	}
-	l.undo = nil
-	return errors.Join(errs...)
+	unregister(l)
+	return nil
 }
 
 const stateFile = "lab.json"

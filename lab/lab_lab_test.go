@@ -275,3 +275,37 @@ func assertNothingLeft(t *testing.T, dir string) {
 		t.Errorf("labs still listed: %v", fmt.Sprint(labs))
 	}
 }
+
+// TestCloseStopsAtBusyMountAndRetries holds a file open on the lab's file
+// system: Close must fail at the unmount, leave the device and the state
+// (with the file system's contents) alone, and finish on the next call.
+func TestCloseStopsAtBusyMountAndRetries(t *testing.T) {
+	labtest.RequireDM(t)
+	dir := t.TempDir()
+	l, err := lab.Up(context.Background(), lab.Spec{Size: 64 << 20, FS: lab.FSExt4, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	data := filepath.Join(l.Mountpoint, "keep")
+	f, err := os.Create(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = l.Close()
+	if err == nil || !strings.Contains(err.Error(), "unmount") {
+		f.Close()
+		t.Fatalf("Close with a busy mount: %v, want an unmount error", err)
+	}
+	if _, err := os.Stat(data); err != nil {
+		t.Errorf("Close removed files under a mount it could not unmount: %v", err)
+	}
+	if _, err := openDM(t).Info(dm.ByName(l.DMName)); err != nil {
+		t.Errorf("dm device gone although its file system is still mounted: %v", err)
+	}
+	f.Close()
+	if err := l.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	assertNothingLeft(t, dir)
+}
