@@ -11,7 +11,12 @@ GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 # Native lab mode when this kernel has device-mapper and we are root;
 # otherwise every kernel test runs inside `dmfm lab run`.
 HOST_HAS_DM := $(shell [ "$$(id -u)" = 0 ] && grep -qw device-mapper /proc/misc 2>/dev/null && echo yes)
+# Packages with kernel tests; the testscript suites run after them, on their
+# own, so their one-line-per-script log streams (go test shows it only when
+# run in the package's directory). Natively, packages run one at a time:
+# `dmfm lab clean` in one must not meet another's devices.
 LAB_PKGS    = $(shell ci/lab-packages.sh)
+LAB_GO_PKGS = $(filter-out ./testscripts,$(LAB_PKGS))
 JUNIT_DIR   := $(CACHE)/junit
 LAB_EXEC    = $(CURDIR)/$(BIN)/dmfm lab run --leak-check --share $(JUNIT_DIR) --
 # The testscripts use the binaries built here, and write JUnit XML for CI.
@@ -58,12 +63,14 @@ lab-test: build ## kernel tests and testscript suites, in the lab VM unless this
 ifeq ($(HOST_HAS_DM),yes)
 	@echo "lab-test: this kernel has device-mapper; running natively"
 	@mkdir -p $(JUNIT_DIR)
-	$(LAB_ENV) $(GO) test -count=1 -tags lab -timeout $(LAB_TIMEOUT) $(LAB_PKGS)
+	$(LAB_ENV) $(GO) test -p 1 -count=1 -tags lab -timeout $(LAB_TIMEOUT) $(LAB_GO_PKGS)
+	cd testscripts && $(LAB_ENV) $(GO) test -count=1 -tags lab -timeout $(LAB_TIMEOUT) .
 else
 	@echo "lab-test: no device-mapper on this host; each package runs in a lab VM ($(BIN)/dmfm lab run)"
 	@$(BIN)/dmfm lab kernel >/dev/null
 	@mkdir -p $(JUNIT_DIR)
-	$(LAB_ENV) $(GO) test -count=1 -tags lab -timeout $(LAB_TIMEOUT) -exec '$(LAB_EXEC)' $(LAB_PKGS)
+	$(LAB_ENV) $(GO) test -count=1 -tags lab -timeout $(LAB_TIMEOUT) -exec '$(LAB_EXEC)' $(LAB_GO_PKGS)
+	cd testscripts && $(LAB_ENV) $(GO) test -count=1 -tags lab -timeout $(LAB_TIMEOUT) -exec '$(LAB_EXEC)' .
 endif
 
 test: deps vet unit lab-test ## everything: vet, host tests and lab tests
