@@ -25,6 +25,7 @@ type guestConfig struct {
 	Dir       string   // working directory in the guest
 	Modules   []string // module files in the initramfs, in load order
 	Kernel    string   // guest kernel version
+	CPUs      int      // CPUs the command must find online
 	Shares    []Share  // mounted after the root, in order
 	LeakCheck bool     // fail with ExitLeak when loop/dm devices remain
 	Verbose   bool

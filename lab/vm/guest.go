@@ -111,6 +111,8 @@ func (g *guest) run() (int, error) {
 		}
 	}
 	g.trace("modules loaded")
+	// The other CPUs come up while the root is mounted.
+	cpus := onlineCPUs(cfg.CPUs)
 
 	const nr = "/newroot"
 	p9 := "trans=virtio,version=9p2000.L,msize=512000"
@@ -173,6 +175,10 @@ func (g *guest) run() (int, error) {
 	_ = unix.Sethostname([]byte("dmfm-lab"))
 	g.trace("ports open")
 
+	if err := <-cpus; err != nil {
+		return 0, err
+	}
+	g.trace("cpus online")
 	return g.command(stdout, stderr)
 }
 
@@ -385,4 +391,60 @@ func quoteParam(param string) string {
 		return param
 	}
 	return k + "=\"" + v + "\""
+}
+
+// onlineCPUs brings up, in the background, the CPUs the kernel was told not
+// to start at boot (see maxcpus= in qemuArgs), and checks that want CPUs are
+// then online. The channel yields the outcome.
+func onlineCPUs(want int) <-chan error {
+	ch := make(chan error, 1)
+	go func() {
+		files, _ := filepath.Glob("/sys/devices/system/cpu/cpu[0-9]*/online")
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil || strings.TrimSpace(string(b)) != "0" {
+				continue
+			}
+			if err := os.WriteFile(f, []byte("1"), 0); err != nil {
+				ch <- fmt.Errorf("bring %s online: %w", filepath.Base(filepath.Dir(f)), err)
+				return
+			}
+		}
+		b, err := os.ReadFile("/sys/devices/system/cpu/online")
+		if err != nil {
+			ch <- fmt.Errorf("count online CPUs: %w", err)
+			return
+		}
+		n, err := countCPUList(strings.TrimSpace(string(b)))
+		if err != nil {
+			ch <- fmt.Errorf("count online CPUs: %w", err)
+			return
+		}
+		if want > 0 && n != want {
+			ch <- fmt.Errorf("%d CPUs online, want %d (does the kernel support CPU hotplug?)", n, want)
+			return
+		}
+		ch <- nil
+	}()
+	return ch
+}
+
+// countCPUList counts the CPUs in a kernel CPU list such as "0-3,5".
+func countCPUList(s string) (int, error) {
+	n := 0
+	for _, r := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(r, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			return 0, fmt.Errorf("bad CPU list %q", s)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil || b < a {
+				return 0, fmt.Errorf("bad CPU list %q", s)
+			}
+		}
+		n += b - a + 1
+	}
+	return n, nil
 }

@@ -138,6 +138,7 @@ func Run(ctx context.Context, o Options) (int, error) {
 		Env:       guestEnv(o.Env),
 		Dir:       o.Dir,
 		Kernel:    k.Version,
+		CPUs:      o.CPUs,
 		LeakCheck: o.LeakCheck,
 		Verbose:   o.Verbose,
 	}
@@ -318,6 +319,13 @@ func qemuArgs(accel string, o Options, k Kernel, image, initrd, console, work, r
 	// not need, worth ~0.5-1 s of boot under TCG.
 	cmdline := "console=ttyS0 panic=-1 oops=panic quiet loglevel=4 mitigations=off nokaslr pci=noacpi rodata=off init_on_alloc=0 " +
 		"i8042.noaux i8042.nomux i8042.nopnp i8042.nokbd random.trust_cpu=on tsc=reliable no_timer_check cryptomgr.notests rdinit=/init"
+	if o.CPUs > 1 {
+		// The kernel boots on one CPU and the guest's init brings the
+		// others up before the command runs: under TCG, every cross-CPU
+		// call (code patching, TLB flushes) during boot waits for another
+		// vCPU thread, which costs ~0.7 s on a busy host.
+		cmdline += " maxcpus=1"
+	}
 	if lpj := loopsPerJiffy(k); lpj > 0 {
 		// Skips the delay-loop calibration of the second CPU, which under
 		// TCG often fails its fast method and spends up to ~0.7 s.
