@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/dmfm/dmfm/lib/filemap"
+	"github.com/dmfm/dmfm/lib/units"
 	"github.com/rogpeppe/go-internal/testscript"
 	"golang.org/x/sys/unix"
 )
@@ -29,7 +30,7 @@ func init() {
 
 // sizeArg parses args[i] as a size or fails with the usage.
 func sizeArg(ts *testscript.TestScript, usage, what, s string) int64 {
-	n, err := parseSize(s)
+	n, err := units.ParseSize(s)
 	if err != nil {
 		usageErr(ts, usage, "%s: %v", what, err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/dmfm/dmfm/lab"
 	"github.com/dmfm/dmfm/lib/dm"
+	"github.com/dmfm/dmfm/lib/units"
 	"github.com/rogpeppe/go-internal/testscript"
 	"golang.org/x/sys/unix"
 )
@@ -106,7 +107,7 @@ func cmdLab(ts *testscript.TestScript, st *state, _ bool, args []string) {
 				usageErr(ts, labUsage, "lab: fs=%q: want xfs, ext4 or none", v)
 			}
 		case "size":
-			n, err := parseSize(v)
+			n, err := units.ParseSize(v)
 			if err != nil {
 				usageErr(ts, labUsage, "lab: %v", err)
 			}
