@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -298,6 +299,7 @@ func runReport(c *cli.Context, list bool) error {
 		return fmt.Errorf("%s: %w", cmd, err)
 	}
 	rp := newReporter(o, devs, s.stats)
+	rp.workerStats, rp.parallel = s.workerStats, maxParallel()
 	if !o.repeat {
 		rows, err := rp.collect(true, o.interval)
 		if err != nil {
@@ -370,9 +372,11 @@ type reporter struct {
 	statsFor func(device) *dmstats.Stats
 	devs     []device
 	prev     map[regionKey]prevRegion
-	// areaSlab and histSlab hold the per-area counters of one sample.
-	areaSlab []dmstats.Counters
-	histSlab [][]uint64
+	// workerStats, when set, gives further handles on a device (worker w >=
+	// 1, each on its own control node) to read counters with parallel
+	// ioctls, up to parallel of them.
+	workerStats func(d device, w int) (*dmstats.Stats, error)
+	parallel    int
 }
 
 // newReporter returns a reporter on devs; statsFor gives a device's dm-stats
@@ -450,40 +454,9 @@ func (rp *reporter) deviceRows(st *devState, first bool, interval time.Duration,
 	// samples[i] holds the counters of st.regions[i], when needed.
 	var samples []*regionSample
 	if o.counters {
-		samples = make([]*regionSample, len(st.regions))
-		// Each region is sampled at most once: the slab never grows, so
-		// the pointers into it stay valid.
-		slab := make([]regionSample, 0, len(st.regions))
-		var nAreas uint64
-		for i := range st.regions {
-			nAreas += st.regions[i].Areas()
-		}
-		rp.areaSlab = make([]dmstats.Counters, 0, nAreas)
-		rp.histSlab = make([][]uint64, 0, nAreas)
-		need := func(id uint64) error {
-			i := st.index[id]
-			if samples[i] != nil {
-				return nil
-			}
-			slab = append(slab, regionSample{})
-			s := &slab[len(slab)-1]
-			if err := rp.sampleRegion(st, st.regions[i], first, next, s); err != nil {
-				return err
-			}
-			samples[i] = s
-			return nil
-		}
-		for _, r := range shown {
-			if err := need(r.ID); err != nil {
-				return nil, err
-			}
-		}
-		for _, g := range groups {
-			for _, m := range g.Members {
-				if err := need(m); err != nil {
-					return nil, err
-				}
-			}
+		var err error
+		if samples, err = rp.sample(st, shown, groups, first, next); err != nil {
+			return nil, err
 		}
 	}
 	sampleOf := func(id uint64) *regionSample {
@@ -600,24 +573,72 @@ func equalBounds(a, b dmstats.Region) bool {
 	return equalU64(boundsNS(a), boundsNS(b))
 }
 
+// sample reads the counters of the shown regions and of the members of the
+// shown groups, each once, into regionSamples indexed like st.regions. The
+// kernel answers one @stats_print per region: with many regions they are
+// sent over several control handles in parallel (rp.workerStats), which
+// overlaps the ioctls' entry, copy and parsing.
+func (rp *reporter) sample(st *devState, shown []dmstats.Region, groups []*dmstats.Group, first bool, next map[regionKey]prevRegion) ([]*regionSample, error) {
+	samples := make([]*regionSample, len(st.regions))
+	slab := make([]regionSample, 0, len(st.regions)) // never grows: pointers stay valid
+	var todo []int                                   // indices into st.regions, in order
+	var nAreas uint64
+	want := func(id uint64) {
+		i := st.index[id]
+		if samples[i] == nil {
+			slab = append(slab, regionSample{})
+			samples[i] = &slab[len(slab)-1]
+			todo = append(todo, i)
+			nAreas += st.regions[i].Areas()
+		}
+	}
+	for _, r := range shown {
+		want(r.ID)
+	}
+	for _, g := range groups {
+		for _, m := range g.Members {
+			want(m)
+		}
+	}
+	// Carve each region's per-area slices out of two slabs instead of
+	// allocating two per region; a region whose area count changed since
+	// the listing gets its own.
+	areas := make([]dmstats.Counters, nAreas)
+	hists := make([][]uint64, nAreas)
+	var off uint64
+	for _, i := range todo {
+		n := st.regions[i].Areas()
+		samples[i].areas = areas[off : off+n : off+n]
+		samples[i].hists = hists[off : off+n : off+n]
+		off += n
+	}
+	var mu sync.Mutex // guards next
+	workers := func(w int) (*dmstats.Stats, error) { return rp.workerStats(st.dev, w) }
+	if rp.workerStats == nil {
+		workers = nil
+	}
+	err := parallelDo(st.st, workers, rp.parallel, len(todo), func(stats *dmstats.Stats, j int) error {
+		i := todo[j]
+		return rp.sampleRegion(stats, st.dev, st.regions[i], first, next, &mu, samples[i])
+	})
+	if err != nil {
+		return nil, err
+	}
+	return samples, nil
+}
+
 // sampleRegion reads region r's counters into s: what they grew by since
 // the previous sample (everything, on the first one). With next (repeating
-// reports) it records them for the next sample.
-func (rp *reporter) sampleRegion(st *devState, r dmstats.Region, first bool, next map[regionKey]prevRegion, s *regionSample) error {
-	areas, err := st.st.Print(r.ID, false)
+// reports) it records them for the next sample, under mu.
+func (rp *reporter) sampleRegion(stats *dmstats.Stats, dev device, r dmstats.Region, first bool, next map[regionKey]prevRegion, mu *sync.Mutex, s *regionSample) error {
+	areas, err := stats.Print(r.ID, false)
 	if err != nil {
-		return fmt.Errorf("read the counters of region %d on %s: %w", r.ID, st.dev.Name, err)
+		return fmt.Errorf("read the counters of region %d on %s: %w", r.ID, dev.Name, err)
 	}
-	// Carve the per-area slices out of the device's slabs (sized for
-	// every area of every region) instead of allocating two per region.
-	n := len(areas)
-	if len(rp.areaSlab)+n > cap(rp.areaSlab) {
-		rp.areaSlab = make([]dmstats.Counters, 0, n)
-		rp.histSlab = make([][]uint64, 0, n)
+	if len(areas) != len(s.areas) {
+		s.areas = make([]dmstats.Counters, len(areas))
+		s.hists = make([][]uint64, len(areas))
 	}
-	s.areas = rp.areaSlab[len(rp.areaSlab) : len(rp.areaSlab)+n : len(rp.areaSlab)+n]
-	s.hists = rp.histSlab[len(rp.histSlab) : len(rp.histSlab)+n : len(rp.histSlab)+n]
-	rp.areaSlab, rp.histSlab = rp.areaSlab[:len(rp.areaSlab)+n], rp.histSlab[:len(rp.histSlab)+n]
 	for i := range areas {
 		c := areas[i].Counters
 		if !r.Precise {
@@ -626,11 +647,13 @@ func (rp *reporter) sampleRegion(st *devState, r dmstats.Region, first bool, nex
 		s.areas[i], s.hists[i] = c, areas[i].Histogram
 	}
 	if next != nil {
-		key := regionKey{st.dev.Major, st.dev.Minor, r.ID}
+		key := regionKey{dev.Major, dev.Minor, r.ID}
 		cur := prevRegion{start: r.Start, length: r.Length, step: r.Step,
 			areas: slices.Clone(s.areas), hists: slices.Clone(s.hists)}
+		mu.Lock()
 		next[key] = cur
 		prev, ok := rp.prev[key]
+		mu.Unlock()
 		if !first && ok && prev.start == r.Start && prev.length == r.Length && prev.step == r.Step && len(prev.areas) == len(cur.areas) {
 			for i := range s.areas {
 				// A counter that went backwards was cleared: count from zero.

@@ -65,3 +65,43 @@ func BenchmarkReport(b *testing.B) {
 		b.Fatalf("%d lines", lines)
 	}
 }
+
+// TestReportParallel checks that reading the counters over several handles
+// gives the same report as one handle.
+func TestReportParallel(t *testing.T) {
+	replies := benchReplies(minParallel * 3)
+	render := func(parallel int) string {
+		var out bytes.Buffer
+		o, ctx := parseReportArgs(t, []string{"report", "-o", "+read_count,members", "d"}, &out)
+		statsFor := func(d device) *dmstats.Stats {
+			return dmstats.New(fixtureMessenger{dev: d.Name, replies: replies})
+		}
+		rp := newReporter(o, []device{{Name: "d"}}, statsFor)
+		var used []int
+		if parallel > 1 {
+			rp.parallel = parallel
+			rp.workerStats = func(d device, w int) (*dmstats.Stats, error) {
+				used = append(used, w)
+				return statsFor(d), nil
+			}
+		}
+		rows, err := rp.collect(true, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rp.render(ctx, rows, fixtureTime, time.Second, false, false); err != nil {
+			t.Fatal(err)
+		}
+		if parallel > 1 && len(used) != parallel-1 {
+			t.Errorf("%d workers asked for, %v handles opened", parallel, used)
+		}
+		return out.String()
+	}
+	one := render(1)
+	if strings.Count(one, "\n") != minParallel*3+2 {
+		t.Fatalf("sequential report has %d lines", strings.Count(one, "\n"))
+	}
+	if four := render(4); four != one {
+		t.Errorf("parallel report differs from the sequential one")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -260,6 +261,8 @@ func errNoDMHint(cmd string) error {
 type session struct {
 	cmd string
 	c   *dm.Client
+	// workers are further control nodes for parallel reads (workerStats).
+	workers []*dm.Client
 }
 
 // openSession checks that the caller may use device-mapper and opens it.
@@ -278,7 +281,28 @@ func openSession(cmd string) (*session, error) {
 	return &session{cmd: cmd, c: c}, nil
 }
 
-func (s *session) Close() error { return s.c.Close() }
+func (s *session) Close() error {
+	for _, w := range s.workers {
+		w.Close()
+	}
+	return s.c.Close()
+}
+
+// maxParallel is how many control handles a command may use at once.
+func maxParallel() int { return min(runtime.GOMAXPROCS(0), 4) }
+
+// workerStats returns a dm-stats handle on device d through control node w
+// (w >= 1), opened on first use: a dm.Client runs one ioctl at a time.
+func (s *session) workerStats(d device, w int) (*dmstats.Stats, error) {
+	for len(s.workers) < w {
+		c, err := dm.Open()
+		if err != nil {
+			return nil, err
+		}
+		s.workers = append(s.workers, c)
+	}
+	return dmstats.New(dmstats.DeviceMessenger(s.workers[w-1], dm.ByDevno(d.Major, d.Minor))), nil
+}
 
 // stats returns the dm-stats handle of device d. Its messenger keeps the
 // latest @stats_list reply until a message changes the regions, so that the

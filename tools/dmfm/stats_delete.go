@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/dmfm/dmfm/lib/dmstats"
+
 	"github.com/urfave/cli/v2"
 )
 
@@ -105,7 +107,9 @@ func runDelete(c *cli.Context) error {
 		if len(dels[i]) == 0 {
 			continue
 		}
-		if err := st.deleteRegions(dels[i], format, explicit); err != nil {
+		d := st.dev
+		workers := func(w int) (*dmstats.Stats, error) { return s.workerStats(d, w) }
+		if err := st.deleteRegions(dels[i], format, explicit, workers, maxParallel()); err != nil {
 			return fmt.Errorf("delete: %w", err)
 		}
 		switch {

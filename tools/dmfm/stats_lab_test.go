@@ -744,6 +744,41 @@ func TestLabMonitor(t *testing.T) {
 	if rows := statsList(t, dev); rows != "" {
 		t.Errorf("regions left:\n%s", rows)
 	}
+
+	// --foreground: the command becomes the daemon and ends with the group.
+	dmfmOK(t, "create", "--filemap", "--nomonitor", path)
+	type result struct {
+		out, errs string
+		code      int
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, errs, code := runCLI(t, "update_filemap", "--foreground", "--groupid", "0", path)
+		done <- result{out, errs, code}
+	}()
+	n = len(regionsOf(t, statsList(t, dev)))
+	fragmented(t, path, 11, 5)
+	deadline = time.Now().Add(20 * time.Second)
+	for len(regionsOf(t, statsList(t, dev))) <= n {
+		if time.Now().After(deadline) {
+			t.Fatalf("the foreground daemon did not map the new extents:\n%s", statsList(t, dev))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	select {
+	case r := <-done:
+		t.Fatalf("update_filemap --foreground returned while its group exists: %+v", r)
+	default:
+	}
+	dmfmOK(t, "delete", "--groupid", "0", dev)
+	select {
+	case r := <-done:
+		if r.code != 0 || !strings.HasSuffix(r.out, ": Updated group ID 0 with "+strconv.Itoa(n)+" region(s).\n") {
+			t.Errorf("update_filemap --foreground: %+v", r)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("update_filemap --foreground still running after its group was deleted")
+	}
 }
 
 func atoi(t *testing.T, s string) int {

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	"github.com/dmfm/dmfm/lib/dmstats"
 )
@@ -113,9 +116,11 @@ func (s *devState) ofProgram(p string) []dmstats.Region {
 // deleteRegions deletes the regions in del (which may hold duplicates)
 // and keeps every group that survives true: a group whose leader stays but
 // loses members gets its tag rewritten first, without them. Regions go
-// highest id first, so that a group's leader, and with it its tag, goes
-// last.
-func (s *devState) deleteRegions(del []uint64, f dmstats.TagFormat, explicit bool) error {
+// highest id first, and the leaders of groups last, so that a group's tag
+// outlives its members. Many regions are deleted over several control
+// handles at once (workers, when not nil, gives handle w >= 1; see
+// parallelDo); the leaders still go last.
+func (s *devState) deleteRegions(del []uint64, f dmstats.TagFormat, explicit bool, workers func(w int) (*dmstats.Stats, error), parallel int) error {
 	gone := make(map[uint64]bool, len(del))
 	for _, id := range del {
 		gone[id] = true
@@ -139,20 +144,88 @@ func (s *devState) deleteRegions(del []uint64, f dmstats.TagFormat, explicit boo
 			return err
 		}
 	}
-	ids := slices.Sorted(func(yield func(uint64) bool) {
-		for id := range gone {
-			if !yield(id) {
-				return
-			}
+	var members, leaders []uint64
+	for id := range gone {
+		if _, ok := s.group(id); ok {
+			leaders = append(leaders, id)
+		} else {
+			members = append(members, id)
 		}
-	})
-	slices.Reverse(ids)
-	for _, id := range ids {
-		if err := s.st.Delete(id); err != nil {
+	}
+	slices.Sort(members)
+	slices.Reverse(members)
+	slices.Sort(leaders)
+	slices.Reverse(leaders)
+	del1 := func(st *dmstats.Stats, id uint64) error {
+		if err := st.Delete(id); err != nil {
 			return fmt.Errorf("delete region %d on %s: %w", id, s.dev.Name, err)
+		}
+		return nil
+	}
+	if err := parallelDo(s.st, workers, parallel, len(members), func(st *dmstats.Stats, i int) error {
+		return del1(st, members[i])
+	}); err != nil {
+		return err
+	}
+	for _, id := range leaders {
+		if err := del1(s.st, id); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// minParallel is the number of messages from which a command sends them
+// over several control handles at once.
+const minParallel = 256
+
+// parallelDo runs job(st, i) for i in 0..n-1, in order on handle first, or,
+// for n >= minParallel, on up to parallel handles at once (first, then
+// workers(1), workers(2), ...): each dm.Client runs one ioctl at a time, and
+// parallel ioctls overlap their entry, copies and the parsing of their
+// replies. Jobs are taken in order. The first error stops the others and is
+// returned, with any other.
+func parallelDo(first *dmstats.Stats, workers func(w int) (*dmstats.Stats, error), parallel, n int, job func(st *dmstats.Stats, i int) error) error {
+	handles := []*dmstats.Stats{first}
+	if workers != nil && n >= minParallel {
+		for w := 1; w < parallel; w++ {
+			h, err := workers(w)
+			if err != nil {
+				break // fewer workers, then
+			}
+			handles = append(handles, h)
+		}
+	}
+	if len(handles) == 1 {
+		for i := 0; i < n; i++ {
+			if err := job(first, i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var next atomic.Int64
+	errs := make([]error, len(handles))
+	var wg sync.WaitGroup
+	for w, h := range handles {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(n) {
+					return
+				}
+				if err := job(h, int(i)); err != nil {
+					errs[w] = err
+					next.Store(int64(n)) // stop the others
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // writeTag writes g's tag to its leader: in format f when the user chose
