@@ -211,14 +211,18 @@ func (r jsonRow) MarshalJSON() ([]byte, error) {
 
 // listJSON is the document of `dmfm list --json`.
 type listJSON struct {
+	// Rows are the report's rows.
 	Rows []jsonRow `json:"rows"`
 }
 
 // reportJSON is one document of `dmfm report --json`.
 type reportJSON struct {
-	Timestamp  string    `json:"timestamp"`
-	IntervalNS int64     `json:"interval_ns"`
-	Rows       []jsonRow `json:"rows"`
+	// Timestamp is when the counters were read (UTC, RFC 3339).
+	Timestamp string `json:"timestamp"`
+	// IntervalNS is the interval the rates are computed over.
+	IntervalNS int64 `json:"interval_ns"`
+	// Rows are the report's rows.
+	Rows []jsonRow `json:"rows"`
 }
 
 func jsonRows(o reportOpts, rows []*row) []jsonRow {

@@ -22,49 +22,69 @@ func printCommand() *cli.Command {
 		flags, runPrint)
 }
 
-// printJSON is the JSON document of `dmfm print --json`.
+// printJSON is the JSON document of `dmfm print --json` (see JSON.md).
 type printJSON struct {
+	// Devices are the devices printed, in order.
 	Devices []printDeviceJSON `json:"devices"`
 }
 
+// printDeviceJSON is one device and its regions.
 type printDeviceJSON struct {
-	Name    string            `json:"name"`
-	UUID    string            `json:"uuid"`
-	Major   uint32            `json:"major"`
-	Minor   uint32            `json:"minor"`
+	// Name, UUID, Major and Minor identify the device.
+	Name  string `json:"name"`
+	UUID  string `json:"uuid"`
+	Major uint32 `json:"major"`
+	Minor uint32 `json:"minor"`
+	// Regions are the regions printed, in id order.
 	Regions []printRegionJSON `json:"regions"`
 }
 
+// printRegionJSON is one region as @stats_list and @stats_print give it.
 type printRegionJSON struct {
-	RegionID  uint64          `json:"region_id"`
-	Start     uint64          `json:"start"`
-	Length    uint64          `json:"length"`
-	Step      uint64          `json:"step"`
-	ProgramID string          `json:"program_id"`
-	AuxData   string          `json:"aux_data"`
-	Precise   bool            `json:"precise"`
-	TimeUnit  string          `json:"time_unit"`
-	Bounds    []uint64        `json:"histogram_bounds"`
-	Areas     []printAreaJSON `json:"areas"`
+	// RegionID, Start, Length (sectors) and Step (sectors) are the
+	// region's listing.
+	RegionID uint64 `json:"region_id"`
+	Start    uint64 `json:"start"`
+	Length   uint64 `json:"length"`
+	Step     uint64 `json:"step"`
+	// ProgramID and AuxData are as the kernel stores them ("-": none).
+	ProgramID string `json:"program_id"`
+	AuxData   string `json:"aux_data"`
+	// Precise is set for nanosecond counters; TimeUnit is "ns" then, else
+	// "ms": the unit of the ticks and of Bounds.
+	Precise  bool     `json:"precise"`
+	TimeUnit string   `json:"time_unit"`
+	Bounds   []uint64 `json:"histogram_bounds"`
+	// Areas are the counters of each area.
+	Areas []printAreaJSON `json:"areas"`
 }
 
+// printAreaJSON is one row of @stats_print: the 13 counters of one area in
+// the kernel's order, and its histogram.
 type printAreaJSON struct {
-	Start               uint64   `json:"start"`
-	Length              uint64   `json:"length"`
-	Reads               uint64   `json:"reads"`
-	ReadsMerged         uint64   `json:"reads_merged"`
-	ReadSectors         uint64   `json:"read_sectors"`
-	ReadTicks           uint64   `json:"read_ticks"`
-	Writes              uint64   `json:"writes"`
-	WritesMerged        uint64   `json:"writes_merged"`
-	WriteSectors        uint64   `json:"write_sectors"`
-	WriteTicks          uint64   `json:"write_ticks"`
-	InFlight            int64    `json:"in_flight"`
-	IOTicks             uint64   `json:"io_ticks"`
-	QueueTicks          uint64   `json:"queue_ticks"`
-	ReadsInFlightTicks  uint64   `json:"reads_in_flight_ticks"`
-	WritesInFlightTicks uint64   `json:"writes_in_flight_ticks"`
-	Histogram           []uint64 `json:"histogram"`
+	// Start and Length are the area's sectors (Length is always the step).
+	Start  uint64 `json:"start"`
+	Length uint64 `json:"length"`
+	// Reads, ReadsMerged, ReadSectors and ReadTicks count reads.
+	Reads       uint64 `json:"reads"`
+	ReadsMerged uint64 `json:"reads_merged"`
+	ReadSectors uint64 `json:"read_sectors"`
+	ReadTicks   uint64 `json:"read_ticks"`
+	// Writes, WritesMerged, WriteSectors and WriteTicks count writes.
+	Writes       uint64 `json:"writes"`
+	WritesMerged uint64 `json:"writes_merged"`
+	WriteSectors uint64 `json:"write_sectors"`
+	WriteTicks   uint64 `json:"write_ticks"`
+	// InFlight is the number of requests in progress.
+	InFlight int64 `json:"in_flight"`
+	// IOTicks, QueueTicks, ReadsInFlightTicks and WritesInFlightTicks are
+	// the busy, weighted, read-busy and write-busy times.
+	IOTicks             uint64 `json:"io_ticks"`
+	QueueTicks          uint64 `json:"queue_ticks"`
+	ReadsInFlightTicks  uint64 `json:"reads_in_flight_ticks"`
+	WritesInFlightTicks uint64 `json:"writes_in_flight_ticks"`
+	// Histogram holds the N+1 latency counts, or null.
+	Histogram []uint64 `json:"histogram"`
 }
 
 func areaJSON(a dmstats.Area) printAreaJSON {
