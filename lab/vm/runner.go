@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -268,36 +269,52 @@ func mergeEnv(env, extra []string) []string {
 // autoShares adds to o.Shares the directories that the guest would not see
 // otherwise: the guest's /tmp and /run are fresh, so a command, a working
 // directory or a file argument under the host's /tmp or /run is shared from
-// the host at the same path (read-only).
+// the host at the same path, read-only. The whole tree below /tmp (or /run)
+// that holds it is shared — /tmp/X for /tmp/X/a/b — so that a repository
+// cloned under /tmp is visible whole (its bin/, testdata, caches). Shares
+// come out parents first, the order in which the guest must mount them.
 func autoShares(o Options) []Share {
 	shares := append([]Share(nil), o.Shares...)
-	seen := map[string]bool{}
-	for _, s := range shares {
-		seen[s.HostPath] = true
+	covered := func(p string) bool {
+		for _, s := range shares {
+			if !s.Writable && (p == s.HostPath || strings.HasPrefix(p, s.HostPath+"/")) {
+				return true
+			}
+		}
+		return false
 	}
-	add := func(p string, dir bool) {
+	add := func(p string) {
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(o.Dir, p)
 		}
-		st, err := os.Stat(p)
-		if err != nil {
+		p = filepath.Clean(p)
+		if _, err := os.Stat(p); err != nil {
 			return
 		}
-		if !dir || !st.IsDir() {
-			p = filepath.Dir(p)
+		top := ""
+		for _, root := range []string{"/tmp/", "/run/"} {
+			if rest, ok := strings.CutPrefix(p, root); ok {
+				first, _, _ := strings.Cut(rest, "/")
+				top = root + first
+			}
 		}
-		if !(strings.HasPrefix(p, "/tmp/") || strings.HasPrefix(p, "/run/")) || seen[p] {
+		if top == "" || covered(top) {
 			return
 		}
-		seen[p] = true
-		shares = append(shares, Share{HostPath: p})
+		if st, err := os.Stat(top); err != nil || !st.IsDir() {
+			return // a file right in /tmp: no directory to share
+		}
+		shares = append(shares, Share{HostPath: top})
 	}
-	add(o.Dir, true)
+	add(o.Dir)
 	for i, a := range o.Args {
 		if i == 0 || strings.Contains(a, "/") {
-			add(a, false)
+			add(a)
 		}
 	}
+	sort.SliceStable(shares, func(i, j int) bool {
+		return strings.Count(shares[i].HostPath, "/") < strings.Count(shares[j].HostPath, "/")
+	})
 	return shares
 }
 

@@ -123,21 +123,33 @@ func TestAutoShares(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "x.test")
+	bin := filepath.Join(tmp, "b001", "x.test")
+	os.MkdirAll(filepath.Dir(bin), 0o755)
 	os.WriteFile(bin, nil, 0o755)
 	script := filepath.Join(tmp, "sub", "s.txtar")
 	os.MkdirAll(filepath.Dir(script), 0o755)
 	os.WriteFile(script, nil, 0o644)
-	got := autoShares(Options{Dir: "/work", Args: []string{bin, "-test.v", script, "/etc/passwd"}})
-	var paths []string
-	for _, s := range got {
-		paths = append(paths, s.HostPath)
-		if s.Writable {
-			t.Errorf("auto share %s is writable", s.HostPath)
-		}
-	}
-	if want := []string{tmp, filepath.Join(tmp, "sub")}; !reflect.DeepEqual(paths, want) {
-		t.Errorf("shares %q, want %q", paths, want)
+	junit := filepath.Join(tmp, "repo", ".cache", "junit")
+	os.MkdirAll(junit, 0o755)
+	for _, tc := range []struct {
+		name string
+		o    Options
+		want []Share
+	}{
+		{"outside tmp", Options{Dir: "/work", Args: []string{"/bin/true", "/etc/passwd"}}, nil},
+		{"binary and script under one tmp tree", Options{Dir: "/work", Args: []string{bin, "-test.v", script, "/etc/passwd"}},
+			[]Share{{HostPath: tmp}}},
+		{"repository cloned under tmp, writable share inside it",
+			Options{Dir: filepath.Join(tmp, "repo"), Args: []string{"go"}, Shares: []Share{{HostPath: junit, Writable: true}}},
+			[]Share{{HostPath: tmp}, {HostPath: junit, Writable: true}}},
+		{"missing path", Options{Dir: "/work", Args: []string{"x", "/tmp/no/such/file"}}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := autoShares(tc.o)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("shares %+v, want %+v", got, tc.want)
+			}
+		})
 	}
 }
 
