@@ -35,4 +35,4 @@ else
     $sudo apt-get update -qq
   fi
 fi
-command -v go >/dev/null || { echo "ci/install-deps.sh: Go is not installed (need Go >= 1.24 on PATH)" >&2; exit 1; }
+command -v go >/dev/null || { echo "ci/install-deps.sh: Go is not installed (need Go >= 1.26 on PATH, see go.mod)" >&2; exit 1; }
