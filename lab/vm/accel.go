@@ -2,6 +2,8 @@ package vm
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -39,10 +41,19 @@ func chooseAccel(ctx context.Context, want string, k Kernel, progress io.Writer)
 	if err != nil {
 		return "", err
 	}
+	// The verdict holds for this host kernel and this qemu binary, known
+	// by its path, size and modification time (asking qemu for its version
+	// cost a process start on every run).
 	var uts unix.Utsname
 	_ = unix.Uname(&uts)
-	qv, _ := exec.Command("qemu-system-x86_64", "--version").Output()
-	key := strings.NewReplacer("/", "_", " ", "_", "\n", "").Replace(unix.ByteSliceToString(uts.Release[:]) + "-" + strings.SplitN(string(qv), "\n", 2)[0])
+	qemuID := "no-qemu"
+	if p, err := exec.LookPath("qemu-system-x86_64"); err == nil {
+		if st, err := os.Stat(p); err == nil {
+			sum := sha256.Sum256([]byte(fmt.Sprintf("%s %d %d", p, st.Size(), st.ModTime().UnixNano())))
+			qemuID = "qemu-" + hex.EncodeToString(sum[:8])
+		}
+	}
+	key := strings.NewReplacer("/", "_", " ", "_").Replace(unix.ByteSliceToString(uts.Release[:]) + "-" + qemuID)
 	verdictFile := filepath.Join(cache, "kvm-probe", key)
 	if b, err := os.ReadFile(verdictFile); err == nil {
 		return strings.TrimSpace(string(b)), nil
