@@ -64,13 +64,13 @@ ifeq ($(HOST_HAS_DM),yes)
 	@echo "lab-test: this kernel has device-mapper; running natively"
 	@mkdir -p $(JUNIT_DIR)
 	$(LAB_ENV) $(GO) test -p 1 -count=1 -tags lab -timeout $(LAB_TIMEOUT) $(LAB_GO_PKGS)
-	cd testscripts && $(LAB_ENV) $(GO) test -count=1 -tags lab -timeout $(LAB_TIMEOUT) .
+	cd testscripts && $(LAB_ENV) $(GO) test -count=1 -tags lab -timeout $(LAB_TIMEOUT)
 else
 	@echo "lab-test: no device-mapper on this host; each package runs in a lab VM ($(BIN)/dmfm lab run)"
 	@$(BIN)/dmfm lab kernel >/dev/null
 	@mkdir -p $(JUNIT_DIR)
 	$(LAB_ENV) $(GO) test -count=1 -tags lab -timeout $(LAB_TIMEOUT) -exec '$(LAB_EXEC)' $(LAB_GO_PKGS)
-	cd testscripts && $(LAB_ENV) $(GO) test -count=1 -tags lab -timeout $(LAB_TIMEOUT) -exec '$(LAB_EXEC)' .
+	cd testscripts && $(LAB_ENV) $(GO) test -count=1 -tags lab -timeout $(LAB_TIMEOUT) -exec '$(LAB_EXEC)'
 endif
 
 test: deps vet unit lab-test ## everything: vet, host tests and lab tests
