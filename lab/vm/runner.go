@@ -340,8 +340,11 @@ func qemuArgs(accel string, o Options, k Kernel, image, initrd, console, work, r
 		// The kernel boots on one CPU and the guest's init brings the
 		// others up before the command runs: under TCG, every cross-CPU
 		// call (code patching, TLB flushes) during boot waits for another
-		// vCPU thread, which costs ~0.7 s on a busy host.
-		cmdline += " maxcpus=1"
+		// vCPU thread, which costs ~0.7 s on a busy host. noreplace-smp
+		// keeps the kernel from patching itself (and every module) down to
+		// uniprocessor code at boot and back up when the next CPU comes
+		// online: ~0.45 s of text patching under TCG.
+		cmdline += " maxcpus=1 noreplace-smp"
 	}
 	if lpj := loopsPerJiffy(k); lpj > 0 {
 		// Skips the delay-loop calibration of the second CPU, which under
