@@ -29,7 +29,6 @@ img="$dir/$name/mnt/vm.img"
 for i in $(seq 0 23); do
   dd if=/dev/urandom of="$img" bs=64k count=1 seek=$((i * 2)) conv=notrunc,fsync status=none
 done
-show filefrag "$img"
 
 show dmfm create --filemap "$img"
 show dmfm list --group "$name"
