@@ -200,6 +200,7 @@ func pvhImage(k Kernel, progress io.Writer) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("kernel image: %w", err)
 	}
+	fmt.Fprintf(progress, "dmfm lab: unpacking %s for direct boot (once; cached in %s)\n", filepath.Base(k.Image), dir)
 	out, err := unpackBzImage(img)
 	if err == nil {
 		var ok bool
