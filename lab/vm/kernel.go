@@ -156,6 +156,11 @@ func aptStamp() string {
 		}
 		ents, _ := os.ReadDir(p)
 		for _, e := range ents {
+			// Only the files: apt's partial/ and lock change while it
+			// downloads packages, which leaves the answer as it was.
+			if !e.Type().IsRegular() || e.Name() == "lock" {
+				continue
+			}
 			if info, err := e.Info(); err == nil {
 				fmt.Fprintf(h, " %s %d %d\n", e.Name(), info.Size(), info.ModTime().UnixNano())
 			}

@@ -312,3 +312,37 @@ func TestLPJFor(t *testing.T) {
 		}
 	}
 }
+
+// TestCachedKernelPackage checks that apt's answer is remembered while apt's
+// state stays as it is, and asked again once the package lists change.
+func TestCachedKernelPackage(t *testing.T) {
+	t.Setenv("DMFM_KERNEL_PACKAGE", "") // ask apt
+	lists := t.TempDir()
+	old := aptStateFiles
+	aptStateFiles = []string{lists}
+	defer func() { aptStateFiles = old }()
+	os.WriteFile(filepath.Join(lists, "x_Packages"), []byte("v1"), 0o644)
+	dir := t.TempDir()
+	first, err := cachedKernelPackage(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "package"))
+	if err != nil || !strings.HasSuffix(strings.TrimSpace(string(b)), " "+first) {
+		t.Fatalf("cache file %q (%v) does not name %s", b, err, first)
+	}
+	// A changed answer in the cache file is returned while the stamp holds...
+	stamp, _, _ := strings.Cut(string(b), " ")
+	os.WriteFile(filepath.Join(dir, "package"), []byte(stamp+" linux-image-cached\n"), 0o644)
+	if got, err := cachedKernelPackage(context.Background(), dir); err != nil || got != "linux-image-cached" {
+		t.Errorf("with a fresh cache: %q, %v; want linux-image-cached", got, err)
+	}
+	// ...and apt is asked again once the lists change.
+	os.WriteFile(filepath.Join(lists, "x_Packages"), []byte("v2, longer"), 0o644)
+	if got, err := cachedKernelPackage(context.Background(), dir); err != nil || got != first {
+		t.Errorf("after the lists changed: %q, %v; want apt's %q", got, err, first)
+	}
+	if aptStamp() == stamp {
+		t.Errorf("the stamp did not change with the lists")
+	}
+}
