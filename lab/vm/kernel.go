@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -86,12 +87,6 @@ func EnsureKernel(ctx context.Context, progress io.Writer) (Kernel, error) {
 	if err := os.MkdirAll(kdir, 0o755); err != nil {
 		return Kernel{}, fmt.Errorf("kernel cache: %w", err)
 	}
-	unlock, err := lockFile(filepath.Join(kdir, ".lock"))
-	if err != nil {
-		return Kernel{}, err
-	}
-	defer unlock()
-
 	pkg, err := cachedKernelPackage(ctx, kdir)
 	if err != nil {
 		return Kernel{}, err
@@ -99,8 +94,18 @@ func EnsureKernel(ctx context.Context, progress io.Writer) (Kernel, error) {
 	ver := strings.TrimPrefix(pkg, "linux-image-")
 	k := Kernel{Version: ver, Root: filepath.Join(kdir, ver)}
 	k.Image = filepath.Join(k.Root, "boot", "vmlinuz-"+ver)
+	// A kernel is renamed into place complete, with its module index: if
+	// the index is there, so is the kernel, and no lock is needed.
 	if _, err := os.Stat(filepath.Join(k.ModulesDir(), "modules.dep")); err == nil {
 		return k, nil
+	}
+	unlock, err := lockFile(filepath.Join(kdir, ".lock"))
+	if err != nil {
+		return Kernel{}, err
+	}
+	defer unlock()
+	if _, err := os.Stat(filepath.Join(k.ModulesDir(), "modules.dep")); err == nil {
+		return k, nil // fetched while we waited for the lock
 	}
 
 	fmt.Fprintf(progress, "dmfm lab: fetching kernel package %s (once; cached in %s)\n", pkg, kdir)
@@ -172,15 +177,19 @@ func aptStamp() string {
 // cachedKernelPackage is kernelPackage, remembered in dir until apt's state
 // changes: apt-cache parses every package list each time it runs, which takes
 // seconds on a loaded machine without apt's binary cache (Debian's container
-// images disable it).
+// images disable it). Each answer is kept in a file named by its stamp, so
+// that runs which compute stamps differently (other dmfm versions) do not
+// overwrite each other's answers; answers unused for a week are removed.
 func cachedKernelPackage(ctx context.Context, dir string) (string, error) {
 	if p := os.Getenv("DMFM_KERNEL_PACKAGE"); p != "" {
 		return p, nil
 	}
-	file := filepath.Join(dir, "package")
 	stamp := aptStamp()
+	file := filepath.Join(dir, "package-"+stamp[:16])
 	if b, err := os.ReadFile(file); err == nil {
 		if s, pkg, ok := strings.Cut(strings.TrimSpace(string(b)), " "); ok && s == stamp && pkg != "" {
+			now := time.Now()
+			_ = os.Chtimes(file, now, now) // in use: keep it
 			return pkg, nil
 		}
 	}
@@ -190,6 +199,12 @@ func cachedKernelPackage(ctx context.Context, dir string) (string, error) {
 	}
 	// Only a cache: a failure to write it costs time, not correctness.
 	_ = writeFileAtomic(file, []byte(stamp+" "+pkg+"\n"))
+	old, _ := filepath.Glob(filepath.Join(dir, "package-*"))
+	for _, f := range old {
+		if st, err := os.Stat(f); err == nil && time.Since(st.ModTime()) > 7*24*time.Hour {
+			os.Remove(f)
+		}
+	}
 	return pkg, nil
 }
 
