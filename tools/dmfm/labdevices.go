@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/dmfm/dmfm/lab"
+	sizes "github.com/dmfm/dmfm/lib/units" // "units" is the report's unit type here
 	"github.com/urfave/cli/v2"
 )
 
@@ -28,7 +29,7 @@ func labUpCommand() *cli.Command {
 			if c.NArg() > 0 {
 				return fmt.Errorf("lab up: unexpected argument %q", c.Args().First())
 			}
-			size, err := parseSize(c.String("size"))
+			size, err := sizes.ParseSize(c.String("size"))
 			if err != nil {
 				return fmt.Errorf("lab up: --size: %w", err)
 			}
@@ -108,7 +109,7 @@ func labGrowCommand() *cli.Command {
 			if c.NArg() != 2 {
 				return fmt.Errorf("lab grow: want NAME SIZE")
 			}
-			size, err := parseSize(c.Args().Get(1))
+			size, err := sizes.ParseSize(c.Args().Get(1))
 			if err != nil {
 				return fmt.Errorf("lab grow: %w", err)
 			}

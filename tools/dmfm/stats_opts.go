@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dmfm/dmfm/lib/dmstats"
+	sizes "github.com/dmfm/dmfm/lib/units" // "units" is the report's unit type here
 	"github.com/urfave/cli/v2"
 )
 
@@ -53,7 +54,7 @@ func optionalID(c *cli.Context, opt string) (id uint64, set bool, err error) {
 }
 
 // parseSectors reads a start, length or area size as dmstats does: a bare
-// number counts 512-byte sectors; with a unit suffix (see parseSize) it is a
+// number counts 512-byte sectors; with a unit suffix (see sizes.ParseSize) it is a
 // size in bytes, which must then be a whole number of sectors.
 func parseSectors(opt, v string) (uint64, error) {
 	s := strings.TrimSpace(v)
@@ -64,7 +65,7 @@ func parseSectors(opt, v string) (uint64, error) {
 		}
 		return n, nil
 	}
-	b, err := parseSize(s)
+	b, err := sizes.ParseSize(s)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", opt, err)
 	}
