@@ -21,6 +21,9 @@
 //	                           lab device (dmfm lab status, clean)
 //	writefile FILE SIZE        create or truncate FILE, write SIZE bytes [!]
 //	grow FILE SIZE             append to FILE up to SIZE bytes [!]
+//	                           (both fsync and leave no preallocated
+//	                           blocks past EOF, so layouts are the same
+//	                           on every machine)
 //	fallocate FILE OFF LEN     allocate, extending the file if need be [!]
 //	punch FILE OFF LEN         punch a hole, keeping the size
 //	fragment FILE N            make FILE hold exactly N physical extents
