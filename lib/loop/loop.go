@@ -552,7 +552,7 @@ func List() ([]Device, error) {
 			continue
 		}
 		d, err := fromSysfs(n)
-		if errors.Is(err, fs.ErrNotExist) {
+		if detachedWhileRead(err) {
 			continue // not bound (or detached while we looked)
 		}
 		if err != nil {
@@ -562,6 +562,14 @@ func List() ([]Device, error) {
 	}
 	sortDevices(out)
 	return out, nil
+}
+
+// detachedWhileRead tells whether err from reading a loop device's sysfs
+// attributes means the device is not bound: the attribute is missing, or
+// the kernel removed it between open and read (ENODEV), which happens when
+// the device detaches while List looks at it.
+func detachedWhileRead(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENODEV)
 }
 
 // sortDevices orders devices by number (insertion sort: lists are short).

@@ -612,3 +612,24 @@ func TestParseDevNumbers(t *testing.T) {
 		}
 	}
 }
+
+func TestDetachedWhileRead(t *testing.T) {
+	attr := "/sys/block/loop4/loop/sizelimit"
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"attribute missing", &fs.PathError{Op: "open", Path: attr, Err: unix.ENOENT}, true},
+		{"removed while read", &fs.PathError{Op: "read", Path: attr, Err: unix.ENODEV}, true},
+		{"wrapped", fmt.Errorf("sizelimit: %w", &fs.PathError{Op: "read", Path: attr, Err: unix.ENODEV}), true},
+		{"permission", &fs.PathError{Op: "open", Path: attr, Err: unix.EACCES}, false},
+		{"parse", strconv.ErrSyntax, false},
+	}
+	for _, tt := range tests {
+		if got := detachedWhileRead(tt.err); got != tt.want {
+			t.Errorf("%s: detachedWhileRead(%v) = %v, want %v", tt.name, tt.err, got, tt.want)
+		}
+	}
+}
