@@ -123,15 +123,20 @@ func PlanUpdate(s State, ranges []Range, exact bool) Plan {
 		}
 	case exact:
 		claimed := make([]bool, len(ranges))
+		// Each range goes to at most one member, the first unclaimed one in
+		// file order with exactly the member's start and length.
+		unclaimed := make(map[Range][]int, len(ranges))
+		for j, r := range ranges {
+			unclaimed[r] = append(unclaimed[r], j)
+		}
 		// lvm2 walks the members from the highest id down.
 		for i := len(members) - 1; i >= 0; i-- {
 			m := members[i]
-			for j, r := range ranges {
-				if !claimed[j] && r.Start == m.Start && r.Length == m.Length {
-					claimed[j] = true
-					keep[m.ID] = true
-					break
-				}
+			key := Range{Start: m.Start, Length: m.Length}
+			if q := unclaimed[key]; len(q) > 0 {
+				claimed[q[0]] = true
+				unclaimed[key] = q[1:]
+				keep[m.ID] = true
 			}
 		}
 		for j, r := range ranges {
@@ -140,12 +145,17 @@ func PlanUpdate(s State, ranges []Range, exact bool) Plan {
 			}
 		}
 	default:
-		var kept []Member
+		ix := newRangeIndex(ranges)
+		var kept []Member // by start; they never overlap
 		for _, m := range members {
-			if !insideAny(m, ranges) || overlapsAny(m, kept) {
+			if ix.containing(m.Start, m.end()) < 0 {
 				continue
 			}
-			kept = append(kept, m)
+			at, overlaps := overlapsKept(m, kept)
+			if overlaps {
+				continue
+			}
+			kept = slices.Insert(kept, at, m)
 			keep[m.ID] = true
 		}
 		p.Create = gaps(ranges, kept)
@@ -192,11 +202,15 @@ func finish(keep, created []uint64, kinds map[uint64]AuxKind, marked []uint64) (
 		return nil, 0, nil
 	}
 	leader = members[0]
+	isMarked := make(map[uint64]bool, len(marked))
+	for _, id := range marked {
+		isMarked[id] = true
+	}
 	var stale, pending []uint64
 	for _, id := range keep {
 		switch {
 		case id == leader:
-		case slices.Contains(marked, id) || kinds[id] == AuxPending:
+		case isMarked[id] || kinds[id] == AuxPending:
 			pending = append(pending, id)
 		case kinds[id] == AuxTag:
 			stale = append(stale, id)
@@ -232,36 +246,78 @@ func PredictIDs(used, deleted []uint64, n int) []uint64 {
 	return out
 }
 
-func insideAny(m Member, ranges []Range) bool {
-	for _, r := range ranges {
-		if r.Start <= m.Start && m.end() <= r.End() {
-			return true
-		}
-	}
-	return false
+// rangeIndex finds the ranges that contain a span of sectors without
+// walking every range: the ranges sorted by start, with the furthest end
+// reached so far along that order. Ranges of one file normally do not
+// overlap, but a file can map one extent twice (a reflink within the file),
+// and the index stays right then too.
+type rangeIndex struct {
+	ranges  []Range
+	byStart []int    // indexes into ranges, ascending start
+	maxEnd  []uint64 // maxEnd[k]: the largest end of ranges[byStart[0..k]]
 }
 
-func overlapsAny(m Member, kept []Member) bool {
-	for _, k := range kept {
-		if m.Start < k.end() && k.Start < m.end() {
-			return true
+func newRangeIndex(ranges []Range) rangeIndex {
+	ix := rangeIndex{ranges: ranges, byStart: make([]int, len(ranges)), maxEnd: make([]uint64, len(ranges))}
+	for i := range ranges {
+		ix.byStart[i] = i
+	}
+	slices.SortStableFunc(ix.byStart, func(a, b int) int { return cmpU(ranges[a].Start, ranges[b].Start) })
+	var reach uint64
+	for k, i := range ix.byStart {
+		reach = max(reach, ranges[i].End())
+		ix.maxEnd[k] = reach
+	}
+	return ix
+}
+
+// containing returns the index, in file order, of the first range that
+// holds the sectors [start, end), or -1 if none does.
+func (ix rangeIndex) containing(start, end uint64) int {
+	// The ranges that start at or before start, walked back from the last
+	// one while some range among them still reaches end.
+	k, _ := slices.BinarySearchFunc(ix.byStart, start+1, func(i int, target uint64) int {
+		return cmpU(ix.ranges[i].Start, target)
+	})
+	best := -1
+	for k--; k >= 0 && ix.maxEnd[k] >= end; k-- {
+		if i := ix.byStart[k]; ix.ranges[i].End() >= end && (best < 0 || i < best) {
+			best = i
 		}
 	}
-	return false
+	return best
+}
+
+// overlapsKept reports whether m overlaps a member of kept (sorted by start,
+// none overlapping another, so their ends ascend too) and where m would go
+// in that order.
+func overlapsKept(m Member, kept []Member) (at int, overlaps bool) {
+	// kept[:at] start before m ends; of those only the last can reach past
+	// m's start.
+	at, _ = slices.BinarySearchFunc(kept, m.end(), func(k Member, target uint64) int {
+		if k.Start < target {
+			return -1
+		}
+		return 1
+	})
+	return at, at > 0 && kept[at-1].end() > m.Start
 }
 
 // gaps returns the parts of each range, in range order, that no kept member
-// covers.
+// covers. kept is sorted by start and its members do not overlap.
 func gaps(ranges []Range, kept []Member) []Range {
-	sorted := slices.Clone(kept)
-	slices.SortFunc(sorted, func(a, b Member) int { return cmpU(a.Start, b.Start) })
 	var out []Range
 	for _, r := range ranges {
 		pos := r.Start
-		for _, k := range sorted {
-			if k.end() <= pos || k.Start >= r.End() {
-				continue
+		// The first kept member that ends after the range starts.
+		i, _ := slices.BinarySearchFunc(kept, r.Start, func(k Member, target uint64) int {
+			if k.end() <= target {
+				return -1
 			}
+			return 1
+		})
+		for ; i < len(kept) && kept[i].Start < r.End(); i++ {
+			k := kept[i]
 			if k.Start > pos {
 				out = append(out, Range{Start: pos, Length: k.Start - pos})
 			}

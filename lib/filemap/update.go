@@ -336,23 +336,30 @@ func programOf(r dmstats.Region) string {
 // fileOrder sorts region ids by where they map the file: by the range that
 // holds them, then by start.
 func fileOrder(ids []uint64, byID map[uint64]dmstats.Region, ranges []Range) []uint64 {
-	rank := func(id uint64) (int, uint64) {
-		r := byID[id]
-		for i, rg := range ranges {
-			if rg.Start <= r.Start && r.Start < rg.End() {
-				return i, r.Start
-			}
-		}
-		return len(ranges), r.Start
+	ix := newRangeIndex(ranges)
+	type ranked struct {
+		id    uint64
+		rng   int
+		start uint64
 	}
-	out := slices.Clone(ids)
-	slices.SortStableFunc(out, func(a, b uint64) int {
-		ia, sa := rank(a)
-		ib, sb := rank(b)
-		if ia != ib {
-			return ia - ib
+	rs := make([]ranked, len(ids))
+	for n, id := range ids {
+		r := byID[id]
+		i := ix.containing(r.Start, r.Start+1)
+		if i < 0 {
+			i = len(ranges)
 		}
-		return cmpU(sa, sb)
+		rs[n] = ranked{id: id, rng: i, start: r.Start}
+	}
+	slices.SortStableFunc(rs, func(a, b ranked) int {
+		if a.rng != b.rng {
+			return a.rng - b.rng
+		}
+		return cmpU(a.start, b.start)
 	})
+	out := make([]uint64, len(rs))
+	for n, r := range rs {
+		out[n] = r.id
+	}
 	return out
 }
