@@ -73,24 +73,39 @@
 // mutable aux data and the leader's DMS_GROUP tag, so the protocol is built
 // from these rules:
 //
-//  1. A region made by Create or Update carries, from birth, a pending
-//     marker as aux data: DMFM_PENDING=<anchor>:<hex alias>:<hex user
-//     data>, the anchor being the leader of the group it is made for. The
-//     marker is replaced by "-" only after the region is listed in the
-//     group's tag. So any region of ours not yet in a tag is recognisable.
-//  2. Create makes the leader first and gives it its tag at birth
-//     (@stats_create carries aux data), predicting its id as the lowest
-//     free one; the group therefore exists from the first message on. The
-//     other regions are made pending, then the full tag is written, then
-//     the markers are reset.
+//  1. A region made by Create or Update is recognisable as the group's from
+//     birth, in one of two ways. Fast path: before the regions are made, the
+//     leader's tag lists the ids the kernel will give them (it hands out the
+//     lowest free id, so they can be predicted) and its user data starts with
+//     an intent, DMFM_INTENT=<id>:<start>+<length>,...; naming the range each
+//     is for; the regions are then made with plain aux data, and the final
+//     tag, without the intent, is written last. A listed id counts as the
+//     group's region only while it maps the range announced for it: an id
+//     that was never made is ignored like any missing member, and one that
+//     another tool got meanwhile (another range) is left alone. Slow path:
+//     each region carries a pending marker as aux data, DMFM_PENDING=<anchor>:
+//     <hex alias>:<hex user data>, the anchor being the leader of the group
+//     it is made for, and the marker is replaced by "-" only after the region
+//     is listed in the group's tag. The fast path costs one message per
+//     region, as lvm2's tools do; the slow path two.
+//  2. Create takes the fast path: it makes the leader first, its tag and
+//     intent given at birth (@stats_create carries aux data), so the group
+//     exists from the first message on. If the kernel gives an id other than
+//     the predicted one (another tool made or deleted a region meanwhile),
+//     Create deletes what it made and tries once more, then falls back to
+//     the slow path: the leader with its own tag, the other regions pending,
+//     the full tag, then the markers reset.
 //  3. Update deletes before it creates (so new regions get lvm2's ids) and
 //     never unlists a member that still exists: members are deleted while
 //     still listed (a tag naming a missing region is harmless, the member
 //     is ignored), and the tag is rewritten once, after the deletions and
-//     creations. If the leader itself is to be deleted, every member that
-//     stays is first marked pending, so that after the leader (and with it
-//     the tag) is gone every survivor still names the group, its alias and
-//     user data.
+//     creations. It takes the fast path while the leader stays the leader;
+//     from the first id the kernel did not give as predicted, it marks that
+//     region and makes the rest pending. If the leader itself is to be
+//     deleted, or a new region is to take an id below it, every member that
+//     stays is first marked pending (when the leader goes), so that after
+//     the leader (and with it the tag) is gone every survivor still names
+//     the group, its alias and user data, and new regions are made pending.
 //  4. A regroup writes the new leader's tag first, then resets the old
 //     leader's stale tag (when the old leader stays as a member), then the
 //     pending markers.
@@ -99,7 +114,8 @@
 // it leads; or the group whose tag lists it or regions pending for it (the
 // leader changed before the crash); or, when no tag survives, the regions
 // pending for it, from whose markers the group is rebuilt. Every region
-// pending for the group joins the candidate members, which are then planned
+// pending for the group, and every region an intent announced that maps
+// its announced range, joins the candidate members, which are then planned
 // like members: kept if they fit the file, deleted otherwise. A crash
 // therefore leaves nothing that the next Update does not either adopt or
 // delete. One exception guards other groups: because members are deleted

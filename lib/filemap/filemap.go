@@ -175,18 +175,76 @@ func createRegions(st *dmstats.Stats, ranges []Range, base dmstats.CreateOptions
 	return Result{Regions: c.ids, Added: len(c.ids)}, nil
 }
 
-// createGroup makes the leader first, carrying its tag from birth, then the
-// other regions with a pending marker; then it writes the full tag and
-// resets the markers. See doc.go for why.
+// createGroup makes the group's regions and their tag. The fast way
+// (createWithIntent) needs the kernel to hand out the ids it predicts; when
+// another tool takes one meanwhile it undoes its regions and tries once
+// more, then falls back to marking each region pending (createWithMarkers),
+// which does not depend on the prediction. See doc.go for both.
 func createGroup(st *dmstats.Stats, ranges []Range, base dmstats.CreateOptions, alias, user string, f dmstats.TagFormat) (Result, error) {
-	tag := func(ids []uint64) (string, error) {
+	tag := func(ids []uint64, planned []Planned) (string, error) {
 		ids = slices.Sorted(slices.Values(ids))
-		return dmstats.FormatGroupTag(dmstats.Group{ID: ids[0], Alias: alias, Members: ids, UserData: user}, f)
+		return dmstats.FormatGroupTag(dmstats.Group{ID: ids[0], Alias: alias, Members: ids, UserData: WithIntent(planned, user)}, f)
 	}
 	// Refuse an alias the format cannot carry before touching anything.
-	if _, err := tag([]uint64{0}); err != nil {
+	if _, err := tag([]uint64{0}, nil); err != nil {
 		return Result{}, err
 	}
+	for range 2 {
+		res, mispredicted, err := createWithIntent(st, ranges, base, tag)
+		if !mispredicted {
+			return res, err
+		}
+	}
+	return createWithMarkers(st, ranges, base, alias, user, tag)
+}
+
+// createWithIntent makes the leader with a tag that already lists the ids
+// the kernel will give the other regions and records, as the tag's intent,
+// the range each of them is for; then it makes them with plain aux data and
+// writes the final tag. That is one message per region and two more, as for
+// lvm2. If an id differs from the prediction it deletes what it made and
+// reports mispredicted.
+func createWithIntent(st *dmstats.Stats, ranges []Range, base dmstats.CreateOptions, tag func([]uint64, []Planned) (string, error)) (res Result, mispredicted bool, err error) {
+	regions, err := st.List("")
+	if err != nil {
+		return Result{}, false, err
+	}
+	ids := PredictIDs(regionIDs(regions), nil, len(ranges))
+	planned := make([]Planned, 0, len(ranges)-1)
+	for i, r := range ranges[1:] {
+		planned = append(planned, Planned{ID: ids[i+1], Range: r})
+	}
+	leaderTag, err := tag(ids, planned)
+	if err != nil {
+		return Result{}, false, err
+	}
+	c := &creation{st: st}
+	for i, r := range ranges {
+		aux := ""
+		if i == 0 {
+			aux = leaderTag
+		}
+		id, err := c.create(base, r, aux)
+		if err != nil {
+			return Result{}, false, c.undo(err)
+		}
+		if id != ids[i] {
+			return Result{}, true, c.undo(nil)
+		}
+	}
+	if len(ids) > 1 {
+		if err := writeTag(st, ids[0], func(m []uint64) (string, error) { return tag(m, nil) }, ids); err != nil {
+			return Result{}, false, c.undo(err)
+		}
+	}
+	return Result{GroupID: ids[0], Regions: c.ids, Added: len(c.ids)}, false, nil
+}
+
+// createWithMarkers makes the leader first, carrying its tag from birth,
+// then the other regions with a pending marker; then it writes the full tag
+// and resets the markers.
+func createWithMarkers(st *dmstats.Stats, ranges []Range, base dmstats.CreateOptions, alias, user string, tagWith func([]uint64, []Planned) (string, error)) (Result, error) {
+	tag := func(ids []uint64) (string, error) { return tagWith(ids, nil) }
 	regions, err := st.List("")
 	if err != nil {
 		return Result{}, err

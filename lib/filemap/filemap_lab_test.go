@@ -301,6 +301,9 @@ func checkGroup(t *testing.T, e *env, f *os.File, gid uint64, exact bool) dmstat
 	for _, m := range g.Members {
 		got = append(got, Range{byID[m].Start, byID[m].Length})
 	}
+	if _, _, pending := SplitIntent(g.UserData); pending {
+		t.Errorf("group %d still carries an intent: %q", gid, g.UserData)
+	}
 	_, empty := DecodeUserData(g.UserData)
 	if len(want) == 0 {
 		if !empty || len(g.Members) != 1 {
@@ -1112,35 +1115,96 @@ func TestLabUpdateCrash(t *testing.T) {
 	}
 }
 
-// meddler creates a region of another program just before the first
-// @stats_create it forwards, as another tool on the device would: the id
-// Create predicted for its leader is then taken.
+// meddler plays another tool racing with us on the device: before the
+// @stats_create messages it picks (the n-th ones, counting from 1; none
+// means every one) it makes a region of its own, which takes the id the
+// next create of ours was predicted to get.
 type meddler struct {
-	inner dmstats.Messenger
-	done  bool
+	inner   dmstats.Messenger
+	at      []int
+	creates int
+	made    int
+	start   uint64
 }
 
 func (m *meddler) Message(msg string) (string, error) {
-	if !m.done && strings.HasPrefix(msg, "@stats_create") {
-		m.done = true
-		if _, err := m.inner.Message("@stats_create 0+8 /1 " + otherProgram); err != nil {
-			return "", err
+	if strings.HasPrefix(msg, "@stats_create") {
+		m.creates++
+		if len(m.at) == 0 || slices.Contains(m.at, m.creates) {
+			// Far beyond any file's blocks, a new place each time.
+			start := m.start + uint64(m.made)*8
+			m.made++
+			if _, err := m.inner.Message(fmt.Sprintf("@stats_create %d+8 /1 %s", start, otherProgram)); err != nil {
+				return "", err
+			}
 		}
 	}
 	return m.inner.Message(msg)
 }
 
+// A region another tool makes while Create works takes an id Create
+// predicted: Create undoes what it made and tries again, and after a second
+// miss maps the file with pending markers instead; either way the group is
+// right and nothing of ours is left over.
 func TestLabCreateRacesForeignRegion(t *testing.T) {
-	e := newEnv(t, lab.FSXFS, "allocsize=4k")
-	f := fragmented(t, e.dir, "raced", 3)
-	res, err := Create(dmstats.New(&meddler{inner: e.m}), f, f.Name(), Options{})
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name      string
+		at        []int
+		wantGroup uint64
+	}{
+		{"before the leader", []int{1}, 1},
+		{"before a member", []int{2}, 0},
+		{"in both tries", []int{2, 4}, 0},
+		{"before every create", nil, 3},
 	}
-	if res.GroupID != 1 {
-		t.Errorf("group %d, want 1 (0 was taken under our feet)", res.GroupID)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, lab.FSXFS, "allocsize=4k")
+			f := fragmented(t, e.dir, "raced", 3)
+			m := &meddler{inner: e.m, at: tc.at, start: 500 << 11}
+			res, err := Create(dmstats.New(m), f, f.Name(), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.GroupID != tc.wantGroup {
+				t.Errorf("group %d, want %d\n%s", res.GroupID, tc.wantGroup, rowsText(e.list(t)))
+			}
+			checkGroup(t, e, f, res.GroupID, true)
+			if got := len(e.list(t)) - len(res.Regions); got != m.made {
+				t.Errorf("%d regions besides the group's, the other tool made %d", got, m.made)
+			}
+		})
 	}
-	checkGroup(t, e, f, res.GroupID, true)
+}
+
+// The same race during an Update that adds regions: from the first id the
+// kernel does not give as predicted, the new regions are made pending.
+func TestLabUpdateRacesForeignRegion(t *testing.T) {
+	for _, exact := range []bool{false, true} {
+		for _, at := range [][]int{{1}, {2}, nil} {
+			t.Run(fmt.Sprintf("exact=%v/at=%v", exact, at), func(t *testing.T) {
+				e := newEnv(t, lab.FSXFS, "allocsize=4k")
+				f := fragmented(t, e.dir, "raced", 3)
+				res, err := Create(e.st, f, f.Name(), Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				appendBlocks(t, f, 3, 6, true)
+				m := &meddler{inner: e.m, at: at, start: 500 << 11}
+				res, err = Update(dmstats.New(m), res.GroupID, f, UpdateOptions{Exact: exact})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.GroupID != 0 || res.Added != 3 {
+					t.Errorf("update: group %d, %d added; want group 0, 3 added", res.GroupID, res.Added)
+				}
+				checkGroup(t, e, f, res.GroupID, exact)
+				if got := len(e.list(t)) - len(res.Regions); got != m.made {
+					t.Errorf("%d regions besides the group's, the other tool made %d\n%s", got, m.made, rowsText(e.list(t)))
+				}
+			})
+		}
+	}
 }
 
 // Two files on one device updated at the same time: the device lock keeps

@@ -49,6 +49,68 @@ func ParsePending(aux string) (p Pending, ok bool) {
 	return Pending{Anchor: anchor, Alias: string(alias), UserData: string(user)}, true
 }
 
+// intentPrefix starts the tag user data of a group while Create or Update
+// makes regions for it: the regions about to be made, each by the id the
+// kernel is expected to give it and its range. See doc.go.
+const intentPrefix = "DMFM_INTENT="
+
+// Planned is a region about to be made: the id predicted for it and the
+// range it will map.
+type Planned struct {
+	ID    uint64
+	Range Range
+}
+
+// WithIntent returns tag user data ud prefixed with the intent to make
+// planned: DMFM_INTENT=<id>:<start>+<length>,...; then ud. With nothing
+// planned it returns ud unchanged.
+func WithIntent(planned []Planned, ud string) string {
+	if len(planned) == 0 {
+		return ud
+	}
+	b := make([]byte, 0, len(intentPrefix)+len(planned)*24+len(ud))
+	b = append(b, intentPrefix...)
+	for i, p := range planned {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendUint(b, p.ID, 10)
+		b = append(b, ':')
+		b = strconv.AppendUint(b, p.Range.Start, 10)
+		b = append(b, '+')
+		b = strconv.AppendUint(b, p.Range.Length, 10)
+	}
+	b = append(b, ';')
+	return string(append(b, ud...))
+}
+
+// SplitIntent separates the intent WithIntent put in tag user data from the
+// rest. planned maps each predicted id to its range; ok is false (and rest
+// is ud) when ud carries no well-formed intent.
+func SplitIntent(ud string) (planned map[uint64]Range, rest string, ok bool) {
+	body, found := strings.CutPrefix(ud, intentPrefix)
+	if !found {
+		return nil, ud, false
+	}
+	list, rest, found := strings.Cut(body, ";")
+	if !found {
+		return nil, ud, false
+	}
+	planned = map[uint64]Range{}
+	for item := range strings.SplitSeq(list, ",") {
+		id, rng, found := strings.Cut(item, ":")
+		start, length, found2 := strings.Cut(rng, "+")
+		n, err1 := strconv.ParseUint(id, 10, 64)
+		st, err2 := strconv.ParseUint(start, 10, 64)
+		ln, err3 := strconv.ParseUint(length, 10, 64)
+		if !found || !found2 || err1 != nil || err2 != nil || err3 != nil {
+			return nil, ud, false
+		}
+		planned[n] = Range{Start: st, Length: ln}
+	}
+	return planned, rest, true
+}
+
 // emptyMark is the user data of the tag of a group whose file has no
 // extents: the leader is then a placeholder. The caller's own user data
 // follows after a '+'. See doc.go.
@@ -69,7 +131,11 @@ func EncodeUserData(user string, empty bool) string {
 // DecodeUserData splits tag user data into the caller's user data and
 // whether the group is an empty placeholder (its file has no extents, and
 // the leader's counters do not describe the file).
+//
+// An intent left by an interrupted Create or Update (see SplitIntent) is
+// not part of either.
 func DecodeUserData(ud string) (user string, empty bool) {
+	_, ud, _ = SplitIntent(ud)
 	if ud == emptyMark {
 		return "", true
 	}

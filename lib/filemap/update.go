@@ -74,12 +74,13 @@ func (u *updater) run() (Result, error) {
 		return Result{}, err
 	}
 	u.anchor = v.id
-	tagFor := func(members []uint64, empty bool) (string, error) {
+	tagWith := func(members []uint64, empty bool, planned []Planned) (string, error) {
 		return dmstats.FormatGroupTag(dmstats.Group{
 			ID: members[0], Alias: v.alias, Members: members,
-			UserData: EncodeUserData(v.user, empty),
+			UserData: WithIntent(planned, EncodeUserData(v.user, empty)),
 		}, u.o.Format)
 	}
+	tagFor := func(members []uint64, empty bool) (string, error) { return tagWith(members, empty, nil) }
 	if _, err := tagFor([]uint64{0}, true); err != nil {
 		return Result{}, err
 	}
@@ -108,16 +109,58 @@ func (u *updater) run() (Result, error) {
 	base := dmstats.CreateOptions{
 		ProgramID: programOf(v.template), Precise: v.template.Precise, Bounds: v.template.BoundDurations(),
 	}
+	// While the leader stays the leader, the regions to make are announced
+	// in its tag (their predicted ids, and an intent naming their ranges)
+	// and made with plain aux data, one message each; otherwise, and from
+	// the first id the kernel did not give as predicted, each is made with
+	// a pending marker, to be reset after the tag is written (doc.go).
+	intent := v.hasLeader && len(plan.Create) > 0 && len(plan.Mark) == 0 &&
+		plan.GroupID == v.id && slices.Contains(plan.Keep, v.id)
+	if intent {
+		planned := make([]Planned, len(plan.Create))
+		for i, r := range plan.Create {
+			planned[i] = Planned{ID: plan.NewIDs[i], Range: r}
+		}
+		t, err := tagWith(plan.Members, false, planned)
+		if err != nil {
+			return Result{}, err
+		}
+		u.touched = true
+		if err := u.st.SetAux(v.id, t); err != nil {
+			return Result{}, fmt.Errorf("announce new regions in the tag of region %d: %w", v.id, err)
+		}
+		r := byID[v.id]
+		r.AuxData = t
+		byID[v.id] = r
+	}
 	var created []uint64
-	for _, r := range plan.Create {
+	plain := map[uint64]bool{} // created regions made without a marker
+	for i, r := range plan.Create {
 		u.touched = true
 		o := base
 		o.Start, o.Length, o.AuxData = r.Start, r.Length, marker
+		if intent {
+			o.AuxData = ""
+		}
 		id, err := u.st.Create(o)
 		if err != nil {
 			return Result{}, fmt.Errorf("create region %s: %w", r, err)
 		}
 		created = append(created, id)
+		byID[id] = dmstats.Region{ID: id, Start: r.Start, Length: r.Length, AuxData: o.AuxData}
+		if !intent {
+			continue
+		}
+		if id == plan.NewIDs[i] {
+			plain[id] = true
+			continue
+		}
+		// Another tool took the predicted id: this region is not in the
+		// tag's intent, so it gets a marker at once, and so do the rest.
+		intent = false
+		if err := u.st.SetAux(id, marker); err != nil {
+			return Result{}, fmt.Errorf("mark region %d pending: %w", id, err)
+		}
 		byID[id] = dmstats.Region{ID: id, Start: r.Start, Length: r.Length, AuxData: marker}
 	}
 
@@ -126,6 +169,7 @@ func (u *updater) run() (Result, error) {
 		kinds[m.ID] = m.Aux
 	}
 	members, leader, reset := finish(plan.Keep, created, kinds, plan.Mark)
+	reset = slices.DeleteFunc(reset, func(id uint64) bool { return plain[id] })
 	if len(members) == 0 {
 		return Result{}, fmt.Errorf("group %d: nothing left to keep: %w", u.want, ErrNoGroup)
 	}
@@ -206,6 +250,17 @@ func resolve(regions []dmstats.Region, want uint64) (view, error) {
 		g, ok := validTag(r)
 		if !ok {
 			continue
+		}
+		// An intent names the regions an interrupted pass was about to
+		// make: a listed id holds one of them only if it maps the range
+		// announced for it; otherwise it was not made, or another tool got
+		// the id, and the group does not claim that region.
+		if planned, _, ok := SplitIntent(g.UserData); ok {
+			g.Members = slices.DeleteFunc(slices.Clone(g.Members), func(m uint64) bool {
+				want, announced := planned[m]
+				got, exists := byID[m]
+				return announced && exists && (got.Start != want.Start || got.Length != want.Length)
+			})
 		}
 		groups[r.ID] = g
 		for _, m := range g.Members[1:] {
