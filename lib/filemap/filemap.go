@@ -210,11 +210,7 @@ func createWithIntent(st *dmstats.Stats, ranges []Range, base dmstats.CreateOpti
 		return Result{}, false, err
 	}
 	ids := PredictIDs(regionIDs(regions), nil, len(ranges))
-	planned := make([]Planned, 0, len(ranges)-1)
-	for i, r := range ranges[1:] {
-		planned = append(planned, Planned{ID: ids[i+1], Range: r})
-	}
-	leaderTag, err := tag(ids, planned)
+	leaderTag, err := tag(ids, zipPlanned(ids[1:], ranges[1:]))
 	if err != nil {
 		return Result{}, false, err
 	}
@@ -229,7 +225,10 @@ func createWithIntent(st *dmstats.Stats, ranges []Range, base dmstats.CreateOpti
 			return Result{}, false, c.undo(err)
 		}
 		if id != ids[i] {
-			return Result{}, true, c.undo(nil)
+			if err := c.undo(nil); err != nil {
+				return Result{}, false, err
+			}
+			return Result{}, true, nil
 		}
 	}
 	if len(ids) > 1 {

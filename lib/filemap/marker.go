@@ -61,6 +61,15 @@ type Planned struct {
 	Range Range
 }
 
+// zipPlanned pairs predicted ids with the ranges they are for, in order.
+func zipPlanned(ids []uint64, ranges []Range) []Planned {
+	out := make([]Planned, len(ranges))
+	for i, r := range ranges {
+		out[i] = Planned{ID: ids[i], Range: r}
+	}
+	return out
+}
+
 // WithIntent returns tag user data ud prefixed with the intent to make
 // planned: DMFM_INTENT=<id>:<start>+<length>,...; then ud. With nothing
 // planned it returns ud unchanged.

@@ -117,11 +117,7 @@ func (u *updater) run() (Result, error) {
 	intent := v.hasLeader && len(plan.Create) > 0 && len(plan.Mark) == 0 &&
 		plan.GroupID == v.id && slices.Contains(plan.Keep, v.id)
 	if intent {
-		planned := make([]Planned, len(plan.Create))
-		for i, r := range plan.Create {
-			planned[i] = Planned{ID: plan.NewIDs[i], Range: r}
-		}
-		t, err := tagWith(plan.Members, false, planned)
+		t, err := tagWith(plan.Members, false, zipPlanned(plan.NewIDs, plan.Create))
 		if err != nil {
 			return Result{}, err
 		}
