@@ -48,9 +48,10 @@ type result struct {
 	stdout, stderr string
 }
 
-func labRun(t *testing.T, args ...string) result {
+func labRun(t *testing.T, env []string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(dmfm(t), append([]string{"lab", "run"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()
@@ -70,6 +71,7 @@ func TestRun(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name       string
+		env        []string // for dmfm lab run
 		args       []string
 		code       int
 		stdout     string // substring
@@ -88,11 +90,19 @@ func TestRun(t *testing.T) {
 			code: 125, stderr: "kernel panic", consoleLog: true},
 		{name: "timeout", args: []string{"--timeout", "40s", "--", "sleep", "600"},
 			code: 125, stderr: "timed out after 40s", consoleLog: true},
+		// The guest's test hook stops the first boot before it is done;
+		// the watchdog kills it and boots again.
+		{name: "boot hang retried", env: []string{"DMFM_LAB_APPEND=dmfm.hang_boot=1"},
+			args: []string{"--boot-timeout", "45s", "--", "sh", "-c", "echo booted; exit 7"},
+			code: 7, stdout: "booted\n", stderr: "did not boot within 45s (no panic in the console log); booting once more", consoleLog: true},
+		{name: "boot hang twice", env: []string{"DMFM_LAB_APPEND=dmfm.hang_boot=2"},
+			args: []string{"--boot-timeout", "15s", "--", "true"},
+			code: 125, stderr: "did not boot within 15s, twice", consoleLog: true},
 		{name: "bad env flag", args: []string{"--env", "NOEQUALS", "--", "true"}, code: 1, stderr: `--env "NOEQUALS": want K=V`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r := labRun(t, tc.args...)
+			r := labRun(t, tc.env, tc.args...)
 			if r.code != tc.code {
 				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, tc.code, r.stdout, r.stderr)
 			}

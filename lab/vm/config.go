@@ -44,6 +44,7 @@ const (
 	guestResults    = "/run/dmfm/results"
 	guestBin        = "/run/dmfm/bin"
 	exitFile        = "exit"
+	bootedFile      = "booted" // the guest's init mounted the results share
 )
 
 func readGuestConfig() (*guestConfig, error) {

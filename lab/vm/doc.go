@@ -22,6 +22,12 @@
 // its exit status through a small writable 9p share; the console is only ever
 // saved to a log file for post-mortems. A run that ends in a kernel panic, an
 // oops or a timeout exits with [ExitVMFailure] and names the console log.
+// A boot watchdog waits for the guest's init to mark its boot in that share
+// (Options.BootTimeout, 2 min by default); a boot that hangs — seen once
+// under heavy host load — is killed and retried once, its console log kept,
+// instead of holding the run until the overall timeout. The kernel parameter
+// dmfm.hang_boot=N (through DMFM_LAB_APPEND) makes the first N boots of a
+// run hang, for testing that.
 //
 // The host side is [Run]; the guest side is [GuestMain], which the dmfm binary
 // calls when it finds itself running as PID 1.
@@ -30,7 +36,7 @@ package vm
 // Exit codes reserved by the runner. Any other code is the command's own.
 const (
 	// ExitVMFailure means the VM itself failed: kernel panic or oops, the
-	// timeout fired, or qemu could not start.
+	// timeout fired, the boot hung twice, or qemu could not start.
 	ExitVMFailure = 125
 	// ExitLeak means the command succeeded but left loop or dm devices behind
 	// and a leak check was asked for.

@@ -105,6 +105,7 @@ func (g *guest) run() (int, error) {
 	g.verbose = cfg.Verbose
 	g.trace("config read")
 	cmdline, _ := os.ReadFile("/proc/cmdline")
+	hangBoot(string(cmdline))
 	for _, m := range cfg.Modules {
 		if err := insmod(filepath.Join("/modules", filepath.Base(m)), moduleParams(string(cmdline), m)); err != nil {
 			return 0, err
@@ -141,6 +142,10 @@ func (g *guest) run() (int, error) {
 		}
 	}
 	g.resultsUp = true
+	// The host's boot watchdog waits for this mark.
+	if err := os.WriteFile(filepath.Join(nr+guestResults, bootedFile), nil, 0o644); err != nil {
+		return 0, fmt.Errorf("mark the boot done: %w", err)
+	}
 	// debugfs and configfs are cheap and some dm tooling looks there.
 	_ = unix.Mount("debugfs", nr+"/sys/kernel/debug", "debugfs", 0, "")
 	for _, s := range cfg.Shares {
@@ -180,6 +185,27 @@ func (g *guest) run() (int, error) {
 	}
 	g.trace("cpus online")
 	return g.command(stdout, stderr)
+}
+
+// hangBoot is a test hook for the host's boot watchdog: with
+// dmfm.hang_boot=N on the kernel command line, the boots numbered up to N
+// (dmfm.attempt=, set by the runner) stop here, before the results share is
+// mounted, as a boot that hangs would.
+func hangBoot(cmdline string) {
+	var hang, attempt int
+	for _, f := range strings.Fields(cmdline) {
+		if v, ok := strings.CutPrefix(f, "dmfm.hang_boot="); ok {
+			hang, _ = strconv.Atoi(v)
+		}
+		if v, ok := strings.CutPrefix(f, "dmfm.attempt="); ok {
+			attempt, _ = strconv.Atoi(v)
+		}
+	}
+	for attempt > 0 && attempt <= hang {
+		// Sleep rather than block: a PID 1 with every goroutine blocked
+		// would die of Go's deadlock check, and the kernel would panic.
+		time.Sleep(time.Hour)
+	}
 }
 
 // setupModprobe points the kernel's module loader (and a modprobe on PATH) at

@@ -30,6 +30,11 @@ type Options struct {
 	Mem     string   // guest memory, qemu syntax; default "2G"
 	CPUs    int      // guest CPUs; default 2
 	Timeout time.Duration
+	// BootTimeout bounds the boot, from qemu's start to the guest's init
+	// mounting the results share; a boot that takes longer is taken for a
+	// hang (seen under heavy host load), and the VM is killed and booted
+	// once more. Default DefaultBootTimeout; it counts within Timeout.
+	BootTimeout time.Duration
 	// Accel is "auto" (KVM only once a probe proved it boots, else TCG),
 	// "kvm" or "tcg".
 	Accel     string
@@ -46,6 +51,10 @@ type Options struct {
 
 	discard bool // a probe: never keep the work directory
 }
+
+// DefaultBootTimeout is Options.BootTimeout's default: a boot takes 4-7 s
+// under TCG on a quiet host and under 30 s on a loaded one.
+const DefaultBootTimeout = 2 * time.Minute
 
 // DefaultPreload are the modules loaded before the command runs, so that
 // /dev/mapper/control and /dev/loop-control exist (there is no udev to load
@@ -79,6 +88,9 @@ func Run(ctx context.Context, o Options) (int, error) {
 	}
 	if o.Timeout == 0 {
 		o.Timeout = 20 * time.Minute
+	}
+	if o.BootTimeout == 0 {
+		o.BootTimeout = DefaultBootTimeout
 	}
 	if o.Preload == nil {
 		o.Preload = DefaultPreload
@@ -156,14 +168,77 @@ func Run(ctx context.Context, o Options) (int, error) {
 		return ExitVMFailure, err
 	}
 
+	console := filepath.Join(work, "console.log")
+	runCtx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	start := time.Now()
+	var qerr error
+	var qemuOut string
+	for attempt := 1; ; attempt++ {
+		args := qemuArgs(accel, o, k, image, initrd, console, work, results, shares, attempt)
+		if o.Verbose {
+			fmt.Fprintf(progress, "dmfm lab: %s %s\n", qemu, strings.Join(args, " "))
+		}
+		if o.Verbose || isTerminal(progress) {
+			fmt.Fprintf(progress, "dmfm lab: booting %s (%s, %s, %d cpus)\n", k.Version, accel, o.Mem, o.CPUs)
+		}
+		var hung bool
+		hung, qerr, qemuOut, err = launch(runCtx, qemu, args, work, results, o)
+		if err != nil {
+			return ExitVMFailure, err
+		}
+		if !hung {
+			break
+		}
+		keep = true
+		if attempt == 2 {
+			return ExitVMFailure, fmt.Errorf("lab run: the VM did not boot within %v, twice (%s); console log: %s",
+				o.BootTimeout, consoleVerdict(console), console)
+		}
+		first := filepath.Join(work, "console-boot1.log")
+		if err := os.Rename(console, first); err != nil {
+			return ExitVMFailure, fmt.Errorf("lab run: keep the hung boot's console log: %w", err)
+		}
+		fmt.Fprintf(progress, "dmfm lab: the VM did not boot within %v (%s); booting once more; console log: %s\n",
+			o.BootTimeout, consoleVerdict(first), first)
+	}
+
+	code, rerr := readExit(results)
+	switch {
+	case runCtx.Err() == context.DeadlineExceeded:
+		keep = true
+		return ExitVMFailure, fmt.Errorf("lab run: timed out after %v; console log: %s", o.Timeout, console)
+	case ctx.Err() != nil:
+		return ExitVMFailure, ctx.Err()
+	case rerr != nil:
+		keep = true
+		why := consoleVerdict(console)
+		if qerr != nil {
+			why = fmt.Sprintf("qemu failed: %v: %s; %s", qerr, strings.TrimSpace(qemuOut), why)
+		}
+		return ExitVMFailure, fmt.Errorf("lab run: the VM ended without the command's exit status (%s); console log: %s", why, console)
+	}
+	if o.Verbose {
+		fmt.Fprintf(progress, "dmfm lab: VM exited after %v\n", time.Since(start).Round(time.Millisecond))
+	}
+	return code, nil
+}
+
+// launch runs qemu once with args, copying the guest's output ports to
+// o.Stdout and o.Stderr, until the VM ends or ctx is done. hung reports that
+// the guest did not mark its boot in results (bootedFile) within
+// o.BootTimeout, and that qemu was killed for it; qerr is qemu's own exit
+// error and out what it printed. err is set only when the run could not be
+// started.
+func launch(ctx context.Context, qemu string, args []string, work, results string, o Options) (hung bool, qerr error, out string, err error) {
 	outL, err := listenUnix(filepath.Join(work, "out.sock"))
 	if err != nil {
-		return ExitVMFailure, err
+		return false, nil, "", err
 	}
 	defer outL.Close()
 	errL, err := listenUnix(filepath.Join(work, "err.sock"))
 	if err != nil {
-		return ExitVMFailure, err
+		return false, nil, "", err
 	}
 	defer errL.Close()
 	var copies sync.WaitGroup
@@ -183,47 +258,49 @@ func Run(ctx context.Context, o Options) (int, error) {
 		}(p.l, p.w)
 	}
 
-	console := filepath.Join(work, "console.log")
-	args := qemuArgs(accel, o, k, image, initrd, console, work, results, shares)
-	if o.Verbose {
-		fmt.Fprintf(progress, "dmfm lab: %s %s\n", qemu, strings.Join(args, " "))
-	}
-	if o.Verbose || isTerminal(progress) {
-		fmt.Fprintf(progress, "dmfm lab: booting %s (%s, %s, %d cpus)\n", k.Version, accel, o.Mem, o.CPUs)
-	}
-	runCtx, cancel := context.WithTimeout(ctx, o.Timeout)
-	defer cancel()
-	cmd := exec.CommandContext(runCtx, qemu, args...)
+	qctx, kill := context.WithCancel(ctx)
+	defer kill()
+	cmd := exec.CommandContext(qctx, qemu, args...)
 	var qemuOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &qemuOut, &qemuOut
 	cmd.WaitDelay = 5 * time.Second
-	start := time.Now()
-	qerr := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		return false, err, "", nil
+	}
+	// The boot watchdog: the guest's init marks its boot once the results
+	// share is mounted.
+	watchDone := make(chan struct{})
+	var timedOut bool
+	go func() {
+		defer close(watchDone)
+		deadline := time.NewTimer(o.BootTimeout)
+		defer deadline.Stop()
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-qctx.Done():
+				return
+			case <-tick.C:
+				if _, err := os.Stat(filepath.Join(results, bootedFile)); err == nil {
+					return
+				}
+			case <-deadline.C:
+				timedOut = true
+				kill()
+				return
+			}
+		}
+	}()
+	qerr = cmd.Wait()
+	kill()
+	<-watchDone
 	// qemu is gone: its ends of the sockets are closed; stop waiting for a
 	// connection that never came.
 	outL.Close()
 	errL.Close()
 	copies.Wait()
-
-	code, rerr := readExit(results)
-	switch {
-	case runCtx.Err() == context.DeadlineExceeded:
-		keep = true
-		return ExitVMFailure, fmt.Errorf("lab run: timed out after %v; console log: %s", o.Timeout, console)
-	case ctx.Err() != nil:
-		return ExitVMFailure, ctx.Err()
-	case rerr != nil:
-		keep = true
-		why := consoleVerdict(console)
-		if qerr != nil {
-			why = fmt.Sprintf("qemu failed: %v: %s; %s", qerr, strings.TrimSpace(qemuOut.String()), why)
-		}
-		return ExitVMFailure, fmt.Errorf("lab run: the VM ended without the command's exit status (%s); console log: %s", why, console)
-	}
-	if o.Verbose {
-		fmt.Fprintf(progress, "dmfm lab: VM exited after %v\n", time.Since(start).Round(time.Millisecond))
-	}
-	return code, nil
+	return timedOut && ctx.Err() == nil, qerr, qemuOut.String(), nil
 }
 
 // guestEnv forwards the host environment, minus what points at host-only
@@ -326,7 +403,7 @@ func listenUnix(path string) (*net.UnixListener, error) {
 	return l, nil
 }
 
-func qemuArgs(accel string, o Options, k Kernel, image, initrd, console, work, results string, shares []Share) []string {
+func qemuArgs(accel string, o Options, k Kernel, image, initrd, console, work, results string, shares []Share, attempt int) []string {
 	// pci=noacpi: PCI interrupt routing from the BIOS's table instead of
 	// ACPI's link devices, whose AML took ~0.5 s per virtio device under TCG
 	// (the devices then use MSI-X anyway).
@@ -351,6 +428,9 @@ func qemuArgs(accel string, o Options, k Kernel, image, initrd, console, work, r
 		// TCG often fails its fast method and spends up to ~0.7 s.
 		cmdline += " lpj=" + strconv.FormatInt(lpj, 10)
 	}
+	// Which boot of this run it is, for the guest's test hook (see
+	// hangBoot).
+	cmdline += " dmfm.attempt=" + strconv.Itoa(attempt)
 	if extra := os.Getenv("DMFM_LAB_APPEND"); extra != "" {
 		cmdline += " " + extra // kernel debugging: e.g. DMFM_LAB_APPEND=loglevel=7
 	}

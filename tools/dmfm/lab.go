@@ -35,7 +35,8 @@ func labRunCommand() *cli.Command {
 		Usage:     "run one command as root in a fresh VM whose kernel has device-mapper; exit with its status",
 		ArgsUsage: "[flags] -- CMD [ARGS...]  |  [flags] FILE.txtar...",
 		Description: "The guest sees the host's root file system read-only, with fresh tmpfs on /tmp and /run.\n" +
-			"Exit status 125 means the VM failed (panic, oops, timeout; the console log path is printed),\n" +
+			"Exit status 125 means the VM failed (panic, oops, timeout, a boot that hung twice; the console\n" +
+			"log path is printed),\n" +
 			"124 that --leak-check found loop or dm devices left behind.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "kernel", Usage: "kernel image `PATH` (vmlinuz-VERSION with lib/modules/VERSION beside it); default: Debian's stock kernel, fetched and cached"},
@@ -43,6 +44,7 @@ func labRunCommand() *cli.Command {
 			&cli.StringFlag{Name: "mem", Value: "2G", Usage: "guest memory"},
 			&cli.IntFlag{Name: "cpus", Value: 2, Usage: "guest CPUs"},
 			&cli.DurationFlag{Name: "timeout", Value: vmDefaultTimeout, Usage: "kill the VM after this long (exit 125)"},
+			&cli.DurationFlag{Name: "boot-timeout", Value: vm.DefaultBootTimeout, Usage: "a boot taking longer is a hang: kill the VM and boot once more (exit 125 if that hangs too)"},
 			&cli.StringSliceFlag{Name: "env", Usage: "set `K=V` in the guest (repeatable)"},
 			&cli.StringSliceFlag{Name: "share", Usage: "share host `DIR` read-write at the same path in the guest (repeatable)"},
 			&cli.BoolFlag{Name: "keep", Usage: "keep the run's work directory (console log, initramfs)"},
@@ -61,16 +63,17 @@ func labRunCommand() *cli.Command {
 				})
 			}
 			o := vm.Options{
-				Args:      c.Args().Slice(),
-				Env:       c.StringSlice("env"),
-				Mem:       c.String("mem"),
-				CPUs:      c.Int("cpus"),
-				Timeout:   c.Duration("timeout"),
-				Accel:     c.String("accel"),
-				Keep:      c.Bool("keep"),
-				LeakCheck: c.Bool("leak-check"),
-				Verbose:   c.Bool("verbose"),
-				Progress:  os.Stderr,
+				Args:        c.Args().Slice(),
+				Env:         c.StringSlice("env"),
+				Mem:         c.String("mem"),
+				CPUs:        c.Int("cpus"),
+				Timeout:     c.Duration("timeout"),
+				BootTimeout: c.Duration("boot-timeout"),
+				Accel:       c.String("accel"),
+				Keep:        c.Bool("keep"),
+				LeakCheck:   c.Bool("leak-check"),
+				Verbose:     c.Bool("verbose"),
+				Progress:    os.Stderr,
 			}
 			for _, kv := range o.Env {
 				if !strings.Contains(kv, "=") {
