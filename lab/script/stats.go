@@ -128,7 +128,7 @@ func groupRanges(st *dmstats.Stats, group uint64) ([]filemap.Range, bool, error)
 	if err != nil {
 		return nil, false, err
 	}
-	groups, _ := dmstats.Groups(regions)
+	groups, _ := dmstats.GroupsClaiming(regions, filemap.Claims)
 	for _, g := range groups {
 		if g.ID != group {
 			continue
@@ -303,7 +303,7 @@ func cmdCounters(ts *testscript.TestScript, s *state, neg bool, args []string) {
 		if err != nil {
 			return err
 		}
-		groups, _ := dmstats.Groups(regions)
+		groups, _ := dmstats.GroupsClaiming(regions, filemap.Claims)
 		for _, g := range groups {
 			if g.ID == group {
 				t, err := st.GroupTotals(g, regions, false)
@@ -359,7 +359,7 @@ func cmdGroupof(ts *testscript.TestScript, _ *state, _ bool, args []string) {
 		if err != nil {
 			return err
 		}
-		groups, _ := dmstats.Groups(regions)
+		groups, _ := dmstats.GroupsClaiming(regions, filemap.Claims)
 		var ids []string
 		for _, g := range groups {
 			if g.Alias == args[2] {

@@ -338,6 +338,21 @@ func FormatGroupTag(g Group, f TagFormat) (string, error) {
 // dropped), members that no longer exist (ignored) and regions claimed by
 // two groups (kept in the lower one).
 func Groups(regions []Region) (groups []Group, warnings []string) {
+	return GroupsClaiming(regions, nil)
+}
+
+// Claims lets a caller decide which of the regions a group's tag lists the
+// group really claims. It is called once for each valid group and returns a
+// test for each listed region that exists, or nil when the group claims all
+// of them. (File mapping uses it for the ids an interrupted update
+// announced but another tool got.)
+type Claims func(g Group) func(member Region) bool
+
+// GroupsClaiming is Groups where claims (nil: every listed region) has a
+// say in membership: a listed region it rejects is left out of the group,
+// with a warning, and stays free to belong to another group or to lead
+// one.
+func GroupsClaiming(regions []Region, claims Claims) (groups []Group, warnings []string) {
 	order := regions
 	if !slices.IsSortedFunc(order, byID) {
 		order = slices.Clone(regions)
@@ -366,6 +381,10 @@ func Groups(regions []Region) (groups []Group, warnings []string) {
 			warnings = append(warnings, fmt.Sprintf("region %d: ignoring its group tag: the region already belongs to group %d", r.ID, o-1))
 			continue
 		}
+		var claimed func(Region) bool
+		if claims != nil {
+			claimed = claims(g)
+		}
 		// Members are ascending and start at the leader: walk the sorted
 		// listing alongside them.
 		kept := g.Members[:0]
@@ -379,6 +398,8 @@ func Groups(regions []Region) (groups []Group, warnings []string) {
 				warnings = append(warnings, fmt.Sprintf("group %d: member region %d does not exist; ignored", g.ID, m))
 			case owner[j] != 0:
 				warnings = append(warnings, fmt.Sprintf("group %d: member region %d already belongs to group %d; ignored", g.ID, m, owner[j]-1))
+			case claimed != nil && !claimed(order[j]):
+				warnings = append(warnings, fmt.Sprintf("group %d: member region %d is not the group's (its tag says so); ignored", g.ID, m))
 			default:
 				owner[j] = g.ID + 1
 				kept = append(kept, m)

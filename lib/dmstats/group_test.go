@@ -278,3 +278,42 @@ func TestGroupsUnsorted(t *testing.T) {
 		t.Fatal("Groups reordered its input")
 	}
 }
+
+// GroupsClaiming leaves out the listed regions the caller's claims reject,
+// which then stay free to lead or join another group.
+func TestGroupsClaiming(t *testing.T) {
+	regions := []Region{
+		{ID: 0, Start: 100, Length: 8, AuxData: "DMS_GROUP=a:0-2#-"},
+		{ID: 1, Start: 200, Length: 8, AuxData: "-"},
+		{ID: 2, Start: 900, Length: 8, AuxData: "DMS_GROUP=b:2-3#-"},
+		{ID: 3, Start: 908, Length: 8, AuxData: "-"},
+	}
+	notTwo := func(g Group) func(Region) bool {
+		if g.ID != 0 {
+			return nil
+		}
+		return func(r Region) bool { return r.ID != 2 }
+	}
+	tests := []struct {
+		name   string
+		claims Claims
+		want   []Group
+		warn   string
+	}{
+		{"no say: the lower group wins", nil,
+			[]Group{{ID: 0, Alias: "a", Members: []uint64{0, 1, 2}, Format: FormatLegacy}},
+			"region 2: ignoring its group tag: the region already belongs to group 0"},
+		{"group 0 does not claim 2", notTwo,
+			[]Group{{ID: 0, Alias: "a", Members: []uint64{0, 1}, Format: FormatLegacy}, {ID: 2, Alias: "b", Members: []uint64{2, 3}, Format: FormatLegacy}},
+			"group 0: member region 2 is not the group's (its tag says so); ignored"},
+	}
+	for _, tc := range tests {
+		got, warn := GroupsClaiming(regions, tc.claims)
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: groups\ngot  %+v\nwant %+v", tc.name, got, tc.want)
+		}
+		if len(warn) != 1 || warn[0] != tc.warn {
+			t.Errorf("%s: warnings %q, want [%q]", tc.name, warn, tc.warn)
+		}
+	}
+}

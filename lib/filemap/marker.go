@@ -2,6 +2,8 @@ package filemap
 
 import (
 	"encoding/hex"
+
+	"github.com/dmfm/dmfm/lib/dmstats"
 	"strconv"
 	"strings"
 )
@@ -118,6 +120,22 @@ func SplitIntent(ud string) (planned map[uint64]Range, rest string, ok bool) {
 		planned[n] = Range{Start: st, Length: ln}
 	}
 	return planned, rest, true
+}
+
+// Claims is a dmstats.Claims for file-mapped groups: a group claims every
+// region its tag lists, except an id that the tag's intent (left by an
+// interrupted Create or Update) announced for another range than the
+// region maps: that region was made by another tool after the id was
+// announced. Pass it to dmstats.GroupsClaiming.
+func Claims(g dmstats.Group) func(member dmstats.Region) bool {
+	planned, _, ok := SplitIntent(g.UserData)
+	if !ok {
+		return nil
+	}
+	return func(r dmstats.Region) bool {
+		want, announced := planned[r.ID]
+		return !announced || (r.Start == want.Start && r.Length == want.Length)
+	}
 }
 
 // emptyMark is the user data of the tag of a group whose file has no

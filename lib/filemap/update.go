@@ -247,15 +247,12 @@ func resolve(regions []dmstats.Region, want uint64) (view, error) {
 		if !ok {
 			continue
 		}
-		// An intent names the regions an interrupted pass was about to
-		// make: a listed id holds one of them only if it maps the range
-		// announced for it; otherwise it was not made, or another tool got
-		// the id, and the group does not claim that region.
-		if planned, _, ok := SplitIntent(g.UserData); ok {
+		// An id an interrupted pass announced but another tool got is not
+		// the group's (see Claims).
+		if claimed := Claims(g); claimed != nil {
 			g.Members = slices.DeleteFunc(slices.Clone(g.Members), func(m uint64) bool {
-				want, announced := planned[m]
-				got, exists := byID[m]
-				return announced && exists && (got.Start != want.Start || got.Length != want.Length)
+				r, exists := byID[m]
+				return exists && !claimed(r)
 			})
 		}
 		groups[r.ID] = g

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/dmfm/dmfm/lib/dmstats"
+	"github.com/dmfm/dmfm/lib/filemap"
 )
 
 // devState is one device's regions and groups as one listing shows them.
@@ -32,7 +33,7 @@ func loadState(d device, st *dmstats.Stats) (*devState, error) {
 	for i, r := range regions {
 		s.index[r.ID] = i
 	}
-	s.groups, s.warns = dmstats.Groups(regions)
+	s.groups, s.warns = dmstats.GroupsClaiming(regions, filemap.Claims)
 	s.groupOf = make(map[uint64]int, len(regions))
 	for gi, g := range s.groups {
 		for _, m := range g.Members {

@@ -104,3 +104,30 @@ func TestDeleteRegions(t *testing.T) {
 		t.Errorf("the leader was deleted after a failure")
 	}
 }
+
+// A group whose interrupted update announced ids 1 and 2 in its tag, where
+// another tool then got id 2 for a region of its own: deleting the group
+// deletes its leader and region 1, never the other tool's region.
+func TestDeleteGroupLeavesForeignAnnouncedID(t *testing.T) {
+	rec := &lockedRecorder{list: `0: 100+8 8 dmstats DMS_GROUP="f":0-2#DMFM_INTENT=1:200+8,2:300+8;
+1: 200+8 8 dmstats -
+2: 900+16 16 dmstats -
+`}
+	s, err := loadState(device{Name: "d"}, dmstats.New(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := s.needGroup(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(g.Members, []uint64{0, 1}) {
+		t.Fatalf("group 0 members %v, want [0 1]", g.Members)
+	}
+	if err := s.deleteRegions(g.Members, dmstats.FormatQuoted, false, nil, 1); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"@stats_delete 1", "@stats_delete 0"}; !slices.Equal(rec.sent, want) {
+		t.Errorf("sent %q, want %q", rec.sent, want)
+	}
+}
