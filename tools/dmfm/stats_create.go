@@ -277,6 +277,9 @@ func createOnDevice(c *cli.Context, s *session, d device, o createOpts, made *[]
 		return fmt.Errorf("%s has no live table: nothing to create regions on", d.Name)
 	}
 	st := s.stats(d)
+	if err := removeStaleScratch(d, st); err != nil {
+		return err
+	}
 	base := dmstats.CreateOptions{
 		Step: o.step, Areas: o.areas, Precise: o.precise, Bounds: o.bounds,
 		ProgramID: o.programID, AuxData: o.userData,

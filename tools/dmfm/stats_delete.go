@@ -84,6 +84,9 @@ func runDelete(c *cli.Context) error {
 		if err != nil {
 			return fmt.Errorf("delete: %w", err)
 		}
+		if err := st.removeStaleScratch(); err != nil {
+			return fmt.Errorf("delete: %w", err)
+		}
 		states[i] = st
 		switch {
 		case o.sel.hasRegion:

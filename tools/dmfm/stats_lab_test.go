@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -788,4 +789,123 @@ func atoi(t *testing.T, s string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// recordingMessenger passes messages to the kernel and records each with
+// its reply.
+type recordingMessenger struct {
+	m       dmstats.Messenger
+	mu      sync.Mutex
+	sent    []string
+	replies []string
+}
+
+func (r *recordingMessenger) Message(msg string) (string, error) {
+	reply, err := r.m.Message(msg)
+	r.mu.Lock()
+	r.sent, r.replies = append(r.sent, msg), append(r.replies, reply)
+	r.mu.Unlock()
+	return reply, err
+}
+
+// zeroDevice makes a dm zero device of size sectors, removed after the test.
+func zeroDevice(t *testing.T, c *dm.Client, what string, size uint64) string {
+	t.Helper()
+	name := fmt.Sprintf("dmfm-test-%s-%d", what, os.Getpid())
+	if _, err := c.Create(name, lab.UUIDPrefix+name, dm.Table{{Start: 0, Length: size, Target: dm.Zero{}}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Remove(dm.ByName(name)); err != nil {
+			t.Errorf("remove %s: %v", name, err)
+		}
+	})
+	return name
+}
+
+// TestLabBulkDeleteScratch deletes 600 regions through the kernel: the
+// lowest goes first, a scratch region takes its id at the head of the
+// kernel's list, and nothing is left at the end. A scratch region whose
+// process died is removed by the next command that creates regions; a
+// live process's is left alone and shown by no command.
+func TestLabBulkDeleteScratch(t *testing.T) {
+	labtest.RequireDM(t)
+	c, err := dm.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() }) // after zeroDevice's removal
+	name := zeroDevice(t, c, "scratch", 1<<20)
+	dev, err := c.Info(dm.ByName(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recordingMessenger{m: dmstats.DeviceMessenger(c, dm.ByName(name))}
+	st := dmstats.New(rec)
+	const n = 600
+	for i := 0; i < n; i++ {
+		if _, err := st.Create(dmstats.CreateOptions{Start: uint64(8 * i), Length: 8, ProgramID: dmstats.DefaultProgramID}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dmfmOK(t, "group", "--regions", fmt.Sprintf("0-%d", n-1), "--alias", "big", name)
+	state, err := loadState(device{Name: name, Major: dev.Major, Minor: dev.Minor}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := state.needGroup(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.sent, rec.replies = nil, nil
+	if err := state.deleteRegions(g.Members, dmstats.FormatQuoted, false, nil, 1); err != nil {
+		t.Fatal(err)
+	}
+	self, err := dmstats.SelfOwner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.sent) < 3 || rec.sent[0] != "@stats_delete 1" ||
+		rec.sent[1] != "@stats_create 0+1 /1 1 precise_timestamps dmfm-scratch "+self.String() || rec.replies[1] != "1" {
+		t.Fatalf("the bulk delete began with %q (replies %q), want the delete of region 1 and a scratch region taking id 1", rec.sent[:min(3, len(rec.sent))], rec.replies[:min(3, len(rec.replies))])
+	}
+	if l := statsList(t, name); l != "" {
+		t.Fatalf("left after deleting the group:\n%s", l)
+	}
+
+	// A dead process's scratch region (id 0) goes, a live one's (id 1) stays.
+	sleep := exec.Command("sleep", "60")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	dead, err := dmstats.OwnerOf(sleep.Process.Pid)
+	sleep.Process.Kill()
+	sleep.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err := st.CreateScratch(dead); err != nil || id != 0 {
+		t.Fatalf("scratch region of a dead process: id %d, %v", id, err)
+	}
+	if id, err := st.CreateScratch(self); err != nil || id != 1 {
+		t.Fatalf("scratch region of this process: id %d, %v", id, err)
+	}
+	if out := dmfmOK(t, "list", "--allprograms", name); strings.Contains(out, "dmfm-scratch") {
+		t.Errorf("dmfm list shows scratch regions:\n%s", out)
+	}
+	dmfmOK(t, "create", "--start", "0", "--length", "8", name)
+	want := "0: 0+8 8 dmstats -\n1: 0+1 1 dmfm-scratch " + self.String() + " precise_timestamps\n"
+	if l := statsList(t, name); l != want {
+		t.Errorf("after create:\n%swant\n%s", l, want)
+	}
+	if err := st.DeleteScratch(1, dead); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(statsList(t, name), "dmfm-scratch") {
+		t.Errorf("DeleteScratch deleted another process's scratch region")
+	}
+	if err := st.DeleteScratch(1, self); err != nil {
+		t.Fatal(err)
+	}
+	wipe(t, name)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/dmfm/dmfm/lib/dmstats"
 	"github.com/dmfm/dmfm/lib/filemap"
+	"golang.org/x/sys/unix"
 )
 
 // devState is one device's regions and groups as one listing shows them.
@@ -20,6 +22,9 @@ type devState struct {
 	groups  []dmstats.Group  // valid groups, ascending id
 	groupOf map[uint64]int   // region id -> index in groups
 	warns   []string         // problems met reading the group tags
+	// scratch are the scratch regions of bulk deletes (dmstats.ParseScratch),
+	// kept out of regions: no command shows or selects them.
+	scratch []dmstats.Region
 }
 
 // loadState lists the regions of d (every program: a group's members may be
@@ -29,9 +34,14 @@ func loadState(d device, st *dmstats.Stats) (*devState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list regions of %s: %w", d.Name, err)
 	}
-	s := &devState{dev: d, st: st, regions: regions, index: make(map[uint64]int, len(regions))}
-	for i, r := range regions {
-		s.index[r.ID] = i
+	s := &devState{dev: d, st: st, index: make(map[uint64]int, len(regions))}
+	for _, r := range regions {
+		if dmstats.IsScratch(r) {
+			s.scratch = append(s.scratch, r)
+			continue
+		}
+		s.index[r.ID] = len(s.regions)
+		s.regions = append(s.regions, r)
 	}
 	s.groups, s.warns = dmstats.GroupsClaiming(regions, filemap.Claims)
 	s.groupOf = make(map[uint64]int, len(regions))
@@ -41,6 +51,37 @@ func loadState(d device, st *dmstats.Stats) (*devState, error) {
 		}
 	}
 	return s, nil
+}
+
+// removeStaleScratch deletes the scratch regions left by bulk deletes whose
+// processes died (dmstats.StaleScratch), so that their ids are free again.
+func (s *devState) removeStaleScratch() error {
+	for _, id := range dmstats.StaleScratch(s.scratch) {
+		if err := s.st.Delete(id); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("remove the scratch region %d a dead dmfm left on %s: %w", id, s.dev.Name, err)
+		}
+	}
+	s.scratch = nil
+	return nil
+}
+
+// removeStaleScratch lists device d's scratch regions and deletes those
+// whose processes died; commands that create regions call it first, so that
+// the new regions get the ids dmstats would give them. It lists every
+// program's regions: the session's list cache then serves the command's own
+// listing.
+func removeStaleScratch(d device, st *dmstats.Stats) error {
+	scratch, err := st.List("")
+	if err != nil {
+		return fmt.Errorf("list regions of %s: %w", d.Name, err)
+	}
+	s := devState{dev: d, st: st}
+	for _, r := range scratch {
+		if dmstats.IsScratch(r) {
+			s.scratch = append(s.scratch, r)
+		}
+	}
+	return s.removeStaleScratch()
 }
 
 // region returns region id, if it exists.
@@ -163,9 +204,7 @@ func (s *devState) deleteRegions(del []uint64, f dmstats.TagFormat, explicit boo
 		}
 		return nil
 	}
-	if err := parallelDo(s.st, workers, parallel, len(members), func(st *dmstats.Stats, i int) error {
-		return del1(st, members[i])
-	}); err != nil {
+	if err := s.deleteMany(members, del1, workers, parallel); err != nil {
 		return err
 	}
 	for _, id := range leaders {
@@ -174,6 +213,82 @@ func (s *devState) deleteRegions(del []uint64, f dmstats.TagFormat, explicit boo
 		}
 	}
 	return nil
+}
+
+// deleteMany deletes ids (ascending, none of them a scratch region) with
+// del1, in parallel for many. When a scratch region pays for itself (see
+// scratchGain) the lowest id goes first, alone, so that the scratch region
+// takes its place at the head of the kernel's list; the scratch region is
+// deleted at the end whatever happens. A scratch region that cannot be made
+// only costs speed.
+func (s *devState) deleteMany(ids []uint64, del1 func(*dmstats.Stats, uint64) error, workers func(w int) (*dmstats.Stats, error), parallel int) (err error) {
+	if len(ids) > 1 && s.scratchGain(ids) >= minScratchGain {
+		if owner, oerr := dmstats.SelfOwner(); oerr == nil {
+			if err := del1(s.st, ids[0]); err != nil {
+				return err
+			}
+			ids = ids[1:]
+			if sid, cerr := s.st.CreateScratch(owner); cerr == nil {
+				defer func() {
+					if derr := s.st.DeleteScratch(sid, owner); derr != nil {
+						err = errors.Join(err, fmt.Errorf("%s: %w", s.dev.Name, derr))
+					}
+				}()
+			}
+		}
+	}
+	return parallelDo(s.st, workers, parallel, len(ids), func(st *dmstats.Stats, i int) error {
+		return del1(st, ids[i])
+	})
+}
+
+// minScratchGain is the number of list steps (about half a microsecond
+// each in a TCG guest, a few nanoseconds on hardware, always under the
+// device's stats lock) a scratch region must save to be made: making and
+// deleting it costs about two walks of the list and two device suspends.
+const minScratchGain = 50_000
+
+// scratchGain estimates the list steps a scratch region saves when ids
+// (ascending) are deleted lowest first. Each delete rescans the list from
+// its head up to the first precise region; with a scratch region that scan
+// ends at the scratch region's place: the regions that stay below the id it
+// will take (the lowest free id once ids[0] is gone).
+func (s *devState) scratchGain(ids []uint64) int {
+	del := make(map[uint64]bool, len(ids))
+	for _, id := range ids {
+		del[id] = true
+	}
+	taken := make(map[uint64]bool, len(s.regions)+len(s.scratch))
+	all := append(slices.Clone(s.regions), s.scratch...)
+	for _, r := range all {
+		if r.ID != ids[0] {
+			taken[r.ID] = true
+		}
+	}
+	var next uint64 // the id the scratch region will take
+	for taken[next] {
+		next++
+	}
+	slices.SortFunc(all, func(a, b dmstats.Region) int { return cmp.Compare(a.ID, b.ID) })
+	before := 0              // regions that stay and come before the scratch region
+	firstPrecise := len(all) // the place of the first precise region that stays
+	for i, r := range all {
+		if del[r.ID] {
+			continue
+		}
+		if r.Precise && firstPrecise == len(all) {
+			firstPrecise = i
+		}
+		if r.ID < next {
+			before++
+		}
+	}
+	gain := 0
+	for i := 1; i < len(ids); i++ {
+		scan := min(len(all)-i, firstPrecise) // the rescan without a scratch region
+		gain += scan - (before + 1)
+	}
+	return gain
 }
 
 // minParallel is the number of messages from which a command sends them

@@ -14,12 +14,15 @@ import (
 )
 
 // lockedRecorder records messages from several goroutines and answers
-// @stats_list from a fixed listing.
+// @stats_list from a fixed listing. A @stats_create gets the id createID
+// and is listed under its program id (the scratch region's listing).
 type lockedRecorder struct {
-	mu   sync.Mutex
-	list string
-	sent []string
-	fail string // a message to fail
+	mu       sync.Mutex
+	list     string
+	sent     []string
+	fail     string // a message to fail
+	createID string
+	created  string // the listing row of the region made
 }
 
 func (r *lockedRecorder) Message(msg string) (string, error) {
@@ -32,6 +35,14 @@ func (r *lockedRecorder) Message(msg string) (string, error) {
 		return "", errors.New("injected failure")
 	}
 	r.sent = append(r.sent, msg)
+	if f := strings.Fields(msg); f[0] == "@stats_create" && r.createID != "" {
+		// @stats_create RANGE STEP NOPTS OPTS... PROGRAM AUX
+		r.created = fmt.Sprintf("%s: %s %s %s %s precise_timestamps\n", r.createID, f[1], "1", f[len(f)-2], f[len(f)-1])
+		return r.createID, nil
+	}
+	if msg == "@stats_list "+dmstats.ScratchProgramID {
+		return r.created, nil
+	}
 	return "", nil
 }
 
@@ -47,7 +58,7 @@ func TestDeleteRegions(t *testing.T) {
 	}
 	fmt.Fprintf(&list, "%d: 0+8 8 dmstats DMS_GROUP=\"small\":%d-%d#-\n", n, n, n+1)
 	fmt.Fprintf(&list, "%d: 8+8 8 dmstats -\n", n+1)
-	rec := &lockedRecorder{list: list.String()}
+	rec := &lockedRecorder{list: list.String(), createID: "1"}
 	st := dmstats.New(rec)
 	s, err := loadState(device{Name: "d"}, st)
 	if err != nil {
@@ -69,11 +80,24 @@ func TestDeleteRegions(t *testing.T) {
 	if rec.sent[0] != fmt.Sprintf(`@stats_set_aux %d DMS_GROUP="small":%d#-`, n, n) {
 		t.Errorf("first message %q, want the rewritten tag of the surviving group", rec.sent[0])
 	}
-	if last := rec.sent[len(rec.sent)-1]; last != "@stats_delete 0" {
-		t.Errorf("last message %q, want the leader's delete", last)
+	// The lowest member goes first, alone, and the scratch region takes its
+	// id; it is checked and deleted after the other members, before the
+	// leader.
+	self, err := dmstats.SelfOwner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantHead := []string{rec.sent[0], "@stats_delete 1",
+		"@stats_create 0+1 /1 1 precise_timestamps dmfm-scratch " + self.String()}
+	if !slices.Equal(rec.sent[:3], wantHead) {
+		t.Errorf("first messages %q, want %q", rec.sent[:3], wantHead)
+	}
+	wantTail := []string{"@stats_list dmfm-scratch", "@stats_delete 1", "@stats_delete 0"}
+	if tail := rec.sent[len(rec.sent)-3:]; !slices.Equal(tail, wantTail) {
+		t.Errorf("last messages %q, want %q", tail, wantTail)
 	}
 	var got []int
-	for _, m := range rec.sent[1:] {
+	for _, m := range rec.sent[3 : len(rec.sent)-3] {
 		id, err := strconv.Atoi(strings.TrimPrefix(m, "@stats_delete "))
 		if err != nil {
 			t.Fatalf("unexpected message %q", m)
@@ -82,7 +106,7 @@ func TestDeleteRegions(t *testing.T) {
 	}
 	slices.Sort(got)
 	want := make([]int, 0, n+1)
-	for i := 0; i < n; i++ {
+	for i := 2; i < n; i++ {
 		want = append(want, i)
 	}
 	want = append(want, n+1)
@@ -102,6 +126,20 @@ func TestDeleteRegions(t *testing.T) {
 	}
 	if slices.Contains(rec2.sent, "@stats_delete 0") {
 		t.Errorf("the leader was deleted after a failure")
+	}
+
+	// The scratch region goes even when a delete failed.
+	rec3 := &lockedRecorder{list: list.String(), fail: "@stats_delete 300", createID: "1"}
+	s3, err := loadState(device{Name: "d"}, dmstats.New(rec3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s3.deleteRegions(del[:n], dmstats.FormatQuoted, false, func(int) (*dmstats.Stats, error) { return dmstats.New(rec3), nil }, 2)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if tail := rec3.sent[len(rec3.sent)-2:]; !slices.Equal(tail, []string{"@stats_list dmfm-scratch", "@stats_delete 1"}) {
+		t.Errorf("after a failure the last messages are %q, want the scratch region's check and delete", tail)
 	}
 }
 
@@ -129,5 +167,47 @@ func TestDeleteGroupLeavesForeignAnnouncedID(t *testing.T) {
 	}
 	if want := []string{"@stats_delete 1", "@stats_delete 0"}; !slices.Equal(rec.sent, want) {
 		t.Errorf("sent %q, want %q", rec.sent, want)
+	}
+}
+
+// TestScratchGain: a scratch region is made when it saves rescans: many
+// deletes with few regions staying before its place, and no precise region
+// that already stops the rescans early.
+func TestScratchGain(t *testing.T) {
+	regions := func(n int, precise ...uint64) []dmstats.Region {
+		var rs []dmstats.Region
+		for i := 0; i < n; i++ {
+			rs = append(rs, dmstats.Region{ID: uint64(i), Length: 8, Step: 8, ProgramID: "dmstats", Precise: slices.Contains(precise, uint64(i))})
+		}
+		return rs
+	}
+	ids := func(from, to int) []uint64 {
+		var out []uint64
+		for i := from; i < to; i++ {
+			out = append(out, uint64(i))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name    string
+		regions []dmstats.Region
+		del     []uint64
+		use     bool
+	}{
+		{"all of 2000", regions(2000), ids(0, 2000), true},
+		{"members of a 2000-region group", regions(2000), ids(1, 2000), true},
+		{"upper half of 2000", regions(2000), ids(1000, 2000), true},
+		{"a few", regions(2000), ids(1, 20), false},
+		{"small device", regions(100), ids(0, 100), false},
+		{"precise region at the head", regions(2000, 0), ids(1, 2000), false},
+		{"precise region far on", regions(2000, 1999), ids(0, 1000), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &devState{regions: tc.regions}
+			gain := s.scratchGain(tc.del)
+			if (gain >= minScratchGain) != tc.use {
+				t.Errorf("gain %d, want a scratch region: %v", gain, tc.use)
+			}
+		})
 	}
 }
