@@ -22,6 +22,16 @@ import (
 // that made it (see Owner), so that a scratch region left by a process that
 // died is recognised and removed by the next one (StaleScratch).
 
+// ScratchMinGain is the number of kernel list steps a scratch region should
+// save to be worth making: a step costs about half a microsecond in a TCG
+// guest, a few nanoseconds on hardware, always under the device's stats
+// lock.
+const ScratchMinGain = 50_000
+
+// ScratchFixedCost is what making and deleting a scratch region costs
+// beyond its list walks (two messages and a device suspend), in list steps.
+const ScratchFixedCost = 6_000
+
 // ScratchProgramID is the program id of scratch regions.
 const ScratchProgramID = "dmfm-scratch"
 

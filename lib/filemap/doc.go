@@ -94,7 +94,14 @@
 //     the predicted one (another tool made or deleted a region meanwhile),
 //     Create deletes what it made and tries once more, then falls back to
 //     the slow path: the leader with its own tag, the other regions pending,
-//     the full tag, then the markers reset.
+//     the full tag, then the markers reset. For a large file Create puts a
+//     scratch region (dmstats.CreateScratch) at the second predicted id
+//     right after the leader, makes the third region onwards, deletes the
+//     scratch region and makes the second region last: every @stats_create
+//     rescans the kernel's list for a precise region, and the scratch
+//     region stops those rescans before the regions made so far. The ids,
+//     the intent and the tag are the same; the second region is only made
+//     late, which the intent covers like any region not yet made.
 //  3. Update deletes before it creates (so new regions get lvm2's ids) and
 //     never unlists a member that still exists: members are deleted while
 //     still listed (a tag naming a missing region is harmless, the member
@@ -109,6 +116,9 @@
 //  4. A regroup writes the new leader's tag first, then resets the old
 //     leader's stale tag (when the old leader stays as a member), then the
 //     pending markers.
+//  5. A scratch region names its process. Create and Update first delete
+//     every scratch region whose process died (listLive): one a killed
+//     Create left sits on an id its intent announced, for another range.
 //
 // Update starts by resolving the group it is given (see resolve): the group
 // it leads; or the group whose tag lists it or regions pending for it (the

@@ -204,8 +204,14 @@ func createGroup(st *dmstats.Stats, ranges []Range, base dmstats.CreateOptions, 
 // writes the final tag. That is one message per region and two more, as for
 // lvm2. If an id differs from the prediction it deletes what it made and
 // reports mispredicted.
+//
+// For a large file a scratch region (see dmstats) takes the second id right
+// after the leader, so that the kernel's rescan for a precise region, which
+// every @stats_create does, stops there instead of running over the regions
+// made so far; the second region is made last, once the scratch region is
+// gone, and gets its id back. The ids, and so the intent, are the same.
 func createWithIntent(st *dmstats.Stats, ranges []Range, base dmstats.CreateOptions, tag func([]uint64, []Planned) (string, error)) (res Result, mispredicted bool, err error) {
-	regions, err := st.List("")
+	regions, err := listLive(st)
 	if err != nil {
 		return Result{}, false, err
 	}
@@ -215,20 +221,50 @@ func createWithIntent(st *dmstats.Stats, ranges []Range, base dmstats.CreateOpti
 		return Result{}, false, err
 	}
 	c := &creation{st: st}
-	for i, r := range ranges {
-		aux := ""
-		if i == 0 {
-			aux = leaderTag
+	var sc scratch
+	defer func() {
+		if serr := sc.drop(st); serr != nil {
+			err = errors.Join(err, serr)
 		}
-		id, err := c.create(base, r, aux)
-		if err != nil {
-			return Result{}, false, c.undo(err)
-		}
-		if id != ids[i] {
-			if err := c.undo(nil); err != nil {
-				return Result{}, false, err
+	}()
+	// mk makes the regions of ranges[from:to] in order, checking each id.
+	mk := func(from, to int) (ok bool, err error) {
+		for i := from; i < to; i++ {
+			aux := ""
+			if i == 0 {
+				aux = leaderTag
 			}
-			return Result{}, true, nil
+			id, err := c.create(base, ranges[i], aux)
+			if err != nil {
+				return false, c.undo(err)
+			}
+			if id != ids[i] {
+				return false, c.undo(nil)
+			}
+		}
+		return true, nil
+	}
+	n := len(ranges)
+	steps := [][2]int{{0, n}}
+	// Precise regions stop the kernel's rescans themselves.
+	if !base.Precise && createScratchGain(regions, ids) >= scratchMinGain {
+		if ok, err := mk(0, 1); !ok {
+			return Result{}, err == nil, err
+		}
+		steps = [][2]int{{1, n}}
+		if sc.make(st, ids[1]) {
+			if ok, err := mk(2, n); !ok {
+				return Result{}, err == nil, err
+			}
+			if err := sc.drop(st); err != nil {
+				return Result{}, false, c.undo(err)
+			}
+			steps = [][2]int{{1, 2}}
+		}
+	}
+	for _, s := range steps {
+		if ok, err := mk(s[0], s[1]); !ok {
+			return Result{}, err == nil, err
 		}
 	}
 	if len(ids) > 1 {
@@ -236,7 +272,7 @@ func createWithIntent(st *dmstats.Stats, ranges []Range, base dmstats.CreateOpti
 			return Result{}, false, c.undo(err)
 		}
 	}
-	return Result{GroupID: ids[0], Regions: c.ids, Added: len(c.ids)}, false, nil
+	return Result{GroupID: ids[0], Regions: ids, Added: len(c.ids)}, false, nil
 }
 
 // createWithMarkers makes the leader first, carrying its tag from birth,
@@ -244,7 +280,7 @@ func createWithIntent(st *dmstats.Stats, ranges []Range, base dmstats.CreateOpti
 // and resets the markers.
 func createWithMarkers(st *dmstats.Stats, ranges []Range, base dmstats.CreateOptions, alias, user string, tagWith func([]uint64, []Planned) (string, error)) (Result, error) {
 	tag := func(ids []uint64) (string, error) { return tagWith(ids, nil) }
-	regions, err := st.List("")
+	regions, err := listLive(st)
 	if err != nil {
 		return Result{}, err
 	}

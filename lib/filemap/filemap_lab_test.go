@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -876,26 +877,83 @@ func (m *faultMessenger) Message(msg string) (string, error) {
 	return m.inner.Message(msg)
 }
 
-// For every message a Create sends, failing that message leaves nothing.
+// For every message a Create sends, failing that message leaves nothing;
+// with a scratch region, failing its creation only costs the scratch
+// region (Create carries on without it), and failing its check or delete
+// still removes it.
 func TestLabCreateFaults(t *testing.T) {
+	for _, withScratch := range []bool{false, true} {
+		t.Run(fmt.Sprintf("scratch=%v", withScratch), func(t *testing.T) {
+			forceScratch(t, withScratch)
+			e := newEnv(t, lab.FSXFS, "allocsize=4k")
+			f := fragmented(t, e.dir, "faulty", 4)
+			count := &faultMessenger{inner: e.m}
+			if _, err := Create(dmstats.New(count), f, f.Name(), Options{}); err != nil {
+				t.Fatal(err)
+			}
+			total := count.n
+			t.Logf("Create sends %d messages", total)
+			const scratchCreate = 3 // list, leader, scratch region
+			for n := 1; n <= total; n++ {
+				e.clearAll(t)
+				res, err := Create(dmstats.New(&faultMessenger{inner: e.m, failAt: n}), f, f.Name(), Options{})
+				if withScratch && n == scratchCreate {
+					if err != nil {
+						t.Errorf("the scratch region's create failing: Create returned %v", err)
+						continue
+					}
+					checkGroup(t, e, f, res.GroupID, true)
+					continue
+				}
+				if !errors.Is(err, errInjected) {
+					t.Errorf("message %d failing: Create returned %v", n, err)
+				}
+				if rs := e.list(t); len(rs) != 0 {
+					t.Errorf("message %d failing: left regions\n%s", n, rowsText(rs))
+				}
+			}
+		})
+	}
+}
+
+// A file large enough gets a scratch region from Create without being
+// told (createScratchGain), and the same ids as without one: file order
+// from the lowest free id.
+func TestLabCreateScratchLargeFile(t *testing.T) {
 	e := newEnv(t, lab.FSXFS, "allocsize=4k")
-	f := fragmented(t, e.dir, "faulty", 4)
-	count := &faultMessenger{inner: e.m}
-	if _, err := Create(dmstats.New(count), f, f.Name(), Options{}); err != nil {
+	f := fragmented(t, e.dir, "large", 400)
+	rec := &recorder{inner: e.m}
+	res, err := Create(dmstats.New(rec), f, f.Name(), Options{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	total := count.n
-	t.Logf("Create sends %d messages", total)
-	for n := 1; n <= total; n++ {
-		e.clearAll(t)
-		_, err := Create(dmstats.New(&faultMessenger{inner: e.m, failAt: n}), f, f.Name(), Options{})
-		if !errors.Is(err, errInjected) {
-			t.Errorf("message %d failing: Create returned %v", n, err)
-		}
-		if rs := e.list(t); len(rs) != 0 {
-			t.Errorf("message %d failing: left regions\n%s", n, rowsText(rs))
+	if len(rec.sent) < 3 || !strings.HasPrefix(rec.sent[2], "@stats_create 0+1 /1 1 precise_timestamps dmfm-scratch DMFM_SCRATCH=") {
+		t.Fatalf("third message %q, want the scratch region's create", rec.sent[min(2, len(rec.sent)-1)])
+	}
+	checkGroup(t, e, f, res.GroupID, true)
+	for i, id := range res.Regions {
+		if id != uint64(i) {
+			t.Fatalf("region %d of the file has id %d, want %d", i, id, i)
 		}
 	}
+	rows := e.list(t)
+	want := ranges(t, f)
+	for i, r := range rows {
+		if r.Start != want[i].Start || r.Length != want[i].Length {
+			t.Fatalf("region %d maps %d+%d, want extent %d %s", r.ID, r.Start, r.Length, i, want[i])
+		}
+	}
+}
+
+// recorder passes messages on and records them.
+type recorder struct {
+	inner dmstats.Messenger
+	sent  []string
+}
+
+func (r *recorder) Message(msg string) (string, error) {
+	r.sent = append(r.sent, msg)
+	return r.inner.Message(msg)
 }
 
 // For every message an Update sends, failing that message still leaves a
@@ -944,6 +1002,10 @@ func TestLabUpdateFaults(t *testing.T) {
 // or Update and SIGKILLs itself right after message N.
 const childEnv = "DMFM_FILEMAP_CRASH_CHILD"
 
+// forceScratchEnv set to 1 makes the crash child's Create use a scratch
+// region whatever the file's size (forceScratch).
+const forceScratchEnv = "DMFM_FILEMAP_FORCE_SCRATCH"
+
 // killMessenger forwards messages and kills the process after message
 // killAt has been answered.
 type killMessenger struct {
@@ -987,6 +1049,9 @@ func crashChild() int {
 	}
 	defer f.Close()
 	exact := os.Getenv("DMFM_EXACT") == "1"
+	if os.Getenv(forceScratchEnv) == "1" {
+		scratchMinGain = math.MinInt
+	}
 	switch os.Getenv(childEnv) {
 	case "create":
 		_, err = Create(st, f, f.Name(), Options{Format: dmstats.FormatLegacy})
@@ -1046,31 +1111,42 @@ func onlyGroup(t *testing.T, e *env) uint64 {
 // A Create killed after any message leaves a group the next Update
 // completes, and no orphan.
 func TestLabCreateCrash(t *testing.T) {
-	e := newEnv(t, lab.FSXFS, "allocsize=4k")
-	f := fragmented(t, e.dir, "crashy", 4)
-	count := &faultMessenger{inner: e.m}
-	if _, err := Create(dmstats.New(count), f, f.Name(), Options{}); err != nil {
-		t.Fatal(err)
-	}
-	total := count.n
-	for n := 1; n <= total+1; n++ {
-		e.clearAll(t)
-		killed := runChild(t, e, "create", f, 0, false, n)
-		if killed != (n <= total) {
-			t.Fatalf("kill at %d of %d: killed=%v", n, total, killed)
-		}
-		if len(e.list(t)) == 0 {
-			if n != 1 {
-				t.Errorf("kill at %d: nothing left, but the leader is made by message 2", n)
+	for _, withScratch := range []bool{false, true} {
+		t.Run(fmt.Sprintf("scratch=%v", withScratch), func(t *testing.T) {
+			forceScratch(t, withScratch)
+			if withScratch {
+				t.Setenv(forceScratchEnv, "1") // for the children
 			}
-			continue
-		}
-		gid := onlyGroup(t, e)
-		res, err := Update(e.st, gid, f, UpdateOptions{Exact: true, Format: dmstats.FormatLegacy})
-		if err != nil {
-			t.Fatalf("kill at %d: update: %v", n, err)
-		}
-		checkGroup(t, e, f, res.GroupID, true)
+			e := newEnv(t, lab.FSXFS, "allocsize=4k")
+			f := fragmented(t, e.dir, "crashy", 4)
+			count := &faultMessenger{inner: e.m}
+			if _, err := Create(dmstats.New(count), f, f.Name(), Options{}); err != nil {
+				t.Fatal(err)
+			}
+			total := count.n
+			if withScratch && total != 9 {
+				t.Fatalf("Create sent %d messages, want 9: list, leader, scratch, 2 regions, scratch check and delete, region, tag", total)
+			}
+			for n := 1; n <= total+1; n++ {
+				e.clearAll(t)
+				killed := runChild(t, e, "create", f, 0, false, n)
+				if killed != (n <= total) {
+					t.Fatalf("kill at %d of %d: killed=%v", n, total, killed)
+				}
+				if len(e.list(t)) == 0 {
+					if n != 1 {
+						t.Errorf("kill at %d: nothing left, but the leader is made by message 2", n)
+					}
+					continue
+				}
+				gid := onlyGroup(t, e)
+				res, err := Update(e.st, gid, f, UpdateOptions{Exact: true, Format: dmstats.FormatLegacy})
+				if err != nil {
+					t.Fatalf("kill at %d: update: %v", n, err)
+				}
+				checkGroup(t, e, f, res.GroupID, true)
+			}
+		})
 	}
 }
 
@@ -1151,30 +1227,61 @@ func TestLabCreateRacesForeignRegion(t *testing.T) {
 		name      string
 		at        []int
 		wantGroup uint64
+		// wantScratch is the group with a scratch region, when it differs:
+		// creates 2 and 4 are then the scratch region of the first try
+		// (the second region's create misses) and the leader of the second,
+		// so both tries miss and the markers map the file.
+		wantScratch *uint64
 	}{
-		{"before the leader", []int{1}, 1},
-		{"before a member", []int{2}, 0},
-		{"in both tries", []int{2, 4}, 0},
-		{"before every create", nil, 3},
+		{"before the leader", []int{1}, 1, nil},
+		{"before a member", []int{2}, 0, nil},
+		{"before the third create", []int{3}, 0, nil},
+		{"before the fourth create", []int{4}, 0, nil},
+		{"in both tries", []int{2, 4}, 0, ptr(uint64(2))},
+		{"before every create", nil, 3, nil},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, lab.FSXFS, "allocsize=4k")
-			f := fragmented(t, e.dir, "raced", 3)
-			m := &meddler{inner: e.m, at: tc.at, start: 500 << 11}
-			res, err := Create(dmstats.New(m), f, f.Name(), Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if res.GroupID != tc.wantGroup {
-				t.Errorf("group %d, want %d\n%s", res.GroupID, tc.wantGroup, rowsText(e.list(t)))
-			}
-			checkGroup(t, e, f, res.GroupID, true)
-			if got := len(e.list(t)) - len(res.Regions); got != m.made {
-				t.Errorf("%d regions besides the group's, the other tool made %d", got, m.made)
-			}
-		})
+	for _, withScratch := range []bool{false, true} {
+		for _, tc := range tests {
+			// With a scratch region the second create is the scratch
+			// region's and the fourth the second region's (see
+			// createWithIntent).
+			t.Run(fmt.Sprintf("scratch=%v/%s", withScratch, tc.name), func(t *testing.T) {
+				forceScratch(t, withScratch)
+				e := newEnv(t, lab.FSXFS, "allocsize=4k")
+				f := fragmented(t, e.dir, "raced", 3)
+				m := &meddler{inner: e.m, at: tc.at, start: 500 << 11}
+				res, err := Create(dmstats.New(m), f, f.Name(), Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := tc.wantGroup
+				if withScratch && tc.wantScratch != nil {
+					want = *tc.wantScratch
+				}
+				if res.GroupID != want {
+					t.Errorf("group %d, want %d\n%s", res.GroupID, want, rowsText(e.list(t)))
+				}
+				checkGroup(t, e, f, res.GroupID, true)
+				if got := len(e.list(t)) - len(res.Regions); got != m.made {
+					t.Errorf("%d regions besides the group's, the other tool made %d\n%s", got, m.made, rowsText(e.list(t)))
+				}
+			})
+		}
 	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// forceScratch makes Create use a scratch region for any file of three
+// extents or more (on), or for none (off), until the test ends.
+func forceScratch(t *testing.T, on bool) {
+	t.Helper()
+	old := scratchMinGain
+	scratchMinGain = math.MaxInt
+	if on {
+		scratchMinGain = math.MinInt
+	}
+	t.Cleanup(func() { scratchMinGain = old })
 }
 
 // The same race during an Update that adds regions: from the first id the

@@ -65,7 +65,7 @@ type updater struct {
 
 func (u *updater) run() (Result, error) {
 	u.anchor = u.want
-	regions, err := u.st.List("")
+	regions, err := listLive(u.st)
 	if err != nil {
 		return Result{}, err
 	}

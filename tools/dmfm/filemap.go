@@ -95,9 +95,6 @@ func createFilemaps(c *cli.Context, o createOpts) error {
 	defer s.Close()
 	for _, m := range files {
 		st := s.stats(m.dev())
-		if err := removeStaleScratch(m.dev(), st); err != nil {
-			return fmt.Errorf("create: %w", err)
-		}
 		res, err := filemap.Create(st, m.f, m.path, filemap.Options{
 			Alias: m.alias, NoGroup: o.nogroup, Precise: o.precise, Bounds: o.bounds,
 			ProgramID: o.programID, UserData: o.userData, Format: o.format,
@@ -239,9 +236,6 @@ func runUpdateFilemap(c *cli.Context) error {
 	st := s.stats(m.dev())
 	state, err := loadState(m.dev(), st)
 	if err != nil {
-		return fmt.Errorf("update_filemap: %w", err)
-	}
-	if err := state.removeStaleScratch(); err != nil {
 		return fmt.Errorf("update_filemap: %w", err)
 	}
 	if err := checkUpdatable(state, o.groupID); err != nil {

@@ -222,7 +222,7 @@ func (s *devState) deleteRegions(del []uint64, f dmstats.TagFormat, explicit boo
 // deleted at the end whatever happens. A scratch region that cannot be made
 // only costs speed.
 func (s *devState) deleteMany(ids []uint64, del1 func(*dmstats.Stats, uint64) error, workers func(w int) (*dmstats.Stats, error), parallel int) (err error) {
-	if len(ids) > 1 && s.scratchGain(ids) >= minScratchGain {
+	if len(ids) > 1 && s.scratchGain(ids) >= dmstats.ScratchMinGain {
 		if owner, oerr := dmstats.SelfOwner(); oerr == nil {
 			if err := del1(s.st, ids[0]); err != nil {
 				return err
@@ -241,12 +241,6 @@ func (s *devState) deleteMany(ids []uint64, del1 func(*dmstats.Stats, uint64) er
 		return del1(st, ids[i])
 	})
 }
-
-// minScratchGain is the number of list steps (about half a microsecond
-// each in a TCG guest, a few nanoseconds on hardware, always under the
-// device's stats lock) a scratch region must save to be made: making and
-// deleting it costs about two walks of the list and two device suspends.
-const minScratchGain = 50_000
 
 // scratchGain estimates the list steps a scratch region saves when ids
 // (ascending) are deleted lowest first. Each delete rescans the list from

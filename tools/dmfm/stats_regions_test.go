@@ -205,7 +205,7 @@ func TestScratchGain(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := &devState{regions: tc.regions}
 			gain := s.scratchGain(tc.del)
-			if (gain >= minScratchGain) != tc.use {
+			if (gain >= dmstats.ScratchMinGain) != tc.use {
 				t.Errorf("gain %d, want a scratch region: %v", gain, tc.use)
 			}
 		})
