@@ -3,6 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/dmfm/dmfm/lib/dmstats"
 
@@ -76,6 +79,10 @@ func runDelete(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("delete: %w", err)
 	}
+	// SIGINT or SIGTERM stops the deletes; the groups they were emptying
+	// keep a true tag (deleteRegions).
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	// Check every device before deleting anything.
 	states := make([]*devState, len(devs))
 	dels := make([][]uint64, len(devs))
@@ -112,7 +119,7 @@ func runDelete(c *cli.Context) error {
 		}
 		d := st.dev
 		workers := func(w int) (*dmstats.Stats, error) { return s.workerStats(d, w) }
-		if err := st.deleteRegions(dels[i], format, explicit, workers, maxParallel()); err != nil {
+		if err := st.deleteRegions(ctx, dels[i], format, explicit, workers, maxParallel()); err != nil {
 			return fmt.Errorf("delete: %w", err)
 		}
 		switch {

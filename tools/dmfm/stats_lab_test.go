@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -858,7 +859,7 @@ func TestLabBulkDeleteScratch(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec.sent, rec.replies = nil, nil
-	if err := state.deleteRegions(g.Members, dmstats.FormatQuoted, false, nil, 1); err != nil {
+	if err := state.deleteRegions(context.Background(), g.Members, dmstats.FormatQuoted, false, nil, 1); err != nil {
 		t.Fatal(err)
 	}
 	self, err := dmstats.SelfOwner()
@@ -907,5 +908,81 @@ func TestLabBulkDeleteScratch(t *testing.T) {
 	if err := st.DeleteScratch(1, self); err != nil {
 		t.Fatal(err)
 	}
+	wipe(t, name)
+}
+
+// TestLabDeleteInterrupted sends SIGINT to `dmfm delete --groupid` while it
+// deletes a group of 2000 regions: it exits non-zero saying it stopped,
+// leaves no scratch region, and the leader's tag lists exactly the regions
+// left, so that lvm2's dmstats still reads the group.
+func TestLabDeleteInterrupted(t *testing.T) {
+	labtest.RequireDM(t)
+	c, err := dm.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() }) // after zeroDevice's removal
+	name := zeroDevice(t, c, "sigint", 1<<20)
+	st := dmstats.New(dmstats.DeviceMessenger(c, dm.ByName(name)))
+	const n = 2000
+	for i := 0; i < n; i++ {
+		if _, err := st.Create(dmstats.CreateOptions{Start: uint64(8 * i), Length: 8, ProgramID: dmstats.DefaultProgramID}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dmfmOK(t, "group", "--regions", fmt.Sprintf("0-%d", n-1), "--alias", "big", name)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "delete", "--groupid", "0", name)
+	cmd.Env = append(os.Environ(), "DMFM_TEST_AS_DMFM=1")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Interrupt once a tenth of the regions is gone.
+	for {
+		regions, err := st.List(dmstats.DefaultProgramID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(regions) == 0 {
+			t.Fatalf("the delete ended before it could be interrupted")
+		}
+		if len(regions) < n-n/10 {
+			break
+		}
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	if err == nil || !strings.Contains(out.String(), "stopped: interrupt signal received") {
+		t.Fatalf("interrupted delete: %v\n%s", err, out.String())
+	}
+	regions, err := st.List("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(regions) == 0 || regions[0].ID != 0 {
+		t.Fatalf("the leader was deleted although members are left (%d regions)", len(regions))
+	}
+	var left []uint64
+	for _, r := range regions {
+		if dmstats.IsScratch(r) {
+			t.Errorf("scratch region %d left behind", r.ID)
+		}
+		left = append(left, r.ID)
+	}
+	g, ok, err := dmstats.ParseGroupTag(regions[0].AuxData)
+	if !ok || err != nil || !slices.Equal(g.Members, left) {
+		t.Fatalf("group tag %q (%v) does not list exactly the %d regions left", regions[0].AuxData, err, len(left))
+	}
+	if out := toolOK(t, "dmstats", "list", "--group", name); !strings.Contains(out, "big") {
+		t.Errorf("dmstats list --group does not show the group:\n%s", out)
+	}
+	t.Logf("interrupted with %d of %d regions left", len(left), n)
 	wipe(t, name)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -163,8 +164,11 @@ func (s *devState) ofProgram(p string) []dmstats.Region {
 // by id and walks it from the start to find the one to delete, so this
 // order costs one step per delete where the reverse costs the whole list.
 // Many regions are deleted over several control handles at once (workers,
-// when not nil, gives handle w >= 1; see parallelDo).
-func (s *devState) deleteRegions(del []uint64, f dmstats.TagFormat, explicit bool, workers func(w int) (*dmstats.Stats, error), parallel int) error {
+// when not nil, gives handle w >= 1; see parallelDo). When ctx is done or
+// a delete fails, no further region is deleted and every group whose
+// members were going away with it gets its tag rewritten to the members
+// left, so that no tag names a deleted region.
+func (s *devState) deleteRegions(ctx context.Context, del []uint64, f dmstats.TagFormat, explicit bool, workers func(w int) (*dmstats.Stats, error), parallel int) error {
 	gone := make(map[uint64]bool, len(del))
 	for _, id := range del {
 		gone[id] = true
@@ -198,14 +202,22 @@ func (s *devState) deleteRegions(del []uint64, f dmstats.TagFormat, explicit boo
 	}
 	slices.Sort(members)
 	slices.Sort(leaders)
+	var mu sync.Mutex
+	deleted := make(map[uint64]bool, len(gone))
 	del1 := func(st *dmstats.Stats, id uint64) error {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("stopped: %w", context.Cause(ctx))
+		}
 		if err := st.Delete(id); err != nil {
 			return fmt.Errorf("delete region %d on %s: %w", id, s.dev.Name, err)
 		}
+		mu.Lock()
+		deleted[id] = true
+		mu.Unlock()
 		return nil
 	}
 	if err := s.deleteMany(members, del1, workers, parallel); err != nil {
-		return err
+		return errors.Join(err, s.keepGroupsTrue(gone, deleted, f, explicit))
 	}
 	for _, id := range leaders {
 		if err := del1(s.st, id); err != nil {
@@ -213,6 +225,28 @@ func (s *devState) deleteRegions(del []uint64, f dmstats.TagFormat, explicit boo
 		}
 	}
 	return nil
+}
+
+// keepGroupsTrue rewrites the tag of every group that was to be deleted
+// (its leader is in gone) and has lost members (deleted) to list only the
+// members left; the leader, deleted last, is still there.
+func (s *devState) keepGroupsTrue(gone, deleted map[uint64]bool, f dmstats.TagFormat, explicit bool) error {
+	var errs []error
+	for _, g := range s.groups {
+		if !gone[g.ID] || deleted[g.ID] {
+			continue
+		}
+		keep := slices.DeleteFunc(slices.Clone(g.Members), func(id uint64) bool { return deleted[id] })
+		if len(keep) == len(g.Members) {
+			continue
+		}
+		ng := g
+		ng.Members = keep
+		if err := s.writeTag(ng, f, explicit); err != nil {
+			errs = append(errs, fmt.Errorf("group %d now names deleted regions: %w", g.ID, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // deleteMany deletes ids (ascending, none of them a scratch region) with

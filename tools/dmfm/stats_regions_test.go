@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -23,6 +24,8 @@ type lockedRecorder struct {
 	fail     string // a message to fail
 	createID string
 	created  string // the listing row of the region made
+	cancelAt string // a message after which cancel is called
+	cancel   func()
 }
 
 func (r *lockedRecorder) Message(msg string) (string, error) {
@@ -35,6 +38,9 @@ func (r *lockedRecorder) Message(msg string) (string, error) {
 		return "", errors.New("injected failure")
 	}
 	r.sent = append(r.sent, msg)
+	if msg == r.cancelAt {
+		r.cancel()
+	}
 	if f := strings.Fields(msg); f[0] == "@stats_create" && r.createID != "" {
 		// @stats_create RANGE STEP NOPTS OPTS... PROGRAM AUX
 		r.created = fmt.Sprintf("%s: %s %s %s %s precise_timestamps\n", r.createID, f[1], "1", f[len(f)-2], f[len(f)-1])
@@ -71,7 +77,7 @@ func TestDeleteRegions(t *testing.T) {
 	del = append(del, n+1, 5, 5) // a member of "small", and duplicates
 	var opened atomic.Int32
 	workers := func(w int) (*dmstats.Stats, error) { opened.Add(1); return dmstats.New(rec), nil }
-	if err := s.deleteRegions(del, dmstats.FormatQuoted, false, workers, 4); err != nil {
+	if err := s.deleteRegions(context.Background(), del, dmstats.FormatQuoted, false, workers, 4); err != nil {
 		t.Fatal(err)
 	}
 	if opened.Load() != 3 {
@@ -114,32 +120,65 @@ func TestDeleteRegions(t *testing.T) {
 		t.Errorf("deleted %d regions, want each of %d once", len(got), len(want))
 	}
 
-	// A failure stops the work and is reported.
-	rec2 := &lockedRecorder{list: list.String(), fail: "@stats_delete 300"}
-	s2, err := loadState(device{Name: "d"}, dmstats.New(rec2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = s2.deleteRegions(del[:n], dmstats.FormatQuoted, false, func(int) (*dmstats.Stats, error) { return dmstats.New(rec2), nil }, 2)
-	if err == nil || !strings.Contains(err.Error(), "delete region 300 on d: @stats_delete 300: injected failure") {
-		t.Errorf("error %v", err)
-	}
-	if slices.Contains(rec2.sent, "@stats_delete 0") {
-		t.Errorf("the leader was deleted after a failure")
-	}
-
-	// The scratch region goes even when a delete failed.
-	rec3 := &lockedRecorder{list: list.String(), fail: "@stats_delete 300", createID: "1"}
-	s3, err := loadState(device{Name: "d"}, dmstats.New(rec3))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = s3.deleteRegions(del[:n], dmstats.FormatQuoted, false, func(int) (*dmstats.Stats, error) { return dmstats.New(rec3), nil }, 2)
-	if err == nil {
-		t.Fatal("no error")
-	}
-	if tail := rec3.sent[len(rec3.sent)-2:]; !slices.Equal(tail, []string{"@stats_list dmfm-scratch", "@stats_delete 1"}) {
-		t.Errorf("after a failure the last messages are %q, want the scratch region's check and delete", tail)
+	// A failure or an interruption stops the work and is reported; the
+	// group keeps a tag that lists exactly the members left; a scratch
+	// region goes first.
+	interrupted, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, tc := range []struct {
+		name     string
+		ctx      context.Context
+		fail     string
+		createID string
+		wantErr  string
+		scratch  bool
+	}{
+		{"failure", context.Background(), "@stats_delete 300", "", "delete region 300 on d: @stats_delete 300: injected failure", false},
+		{"failure with scratch region", context.Background(), "@stats_delete 300", "1", "delete region 300 on d: @stats_delete 300: injected failure", true},
+		{"interrupted", interrupted, "", "", "stopped: context canceled", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &lockedRecorder{list: list.String(), fail: tc.fail, createID: tc.createID}
+			if tc.ctx == interrupted {
+				rec.cancelAt, rec.cancel = "@stats_delete 200", cancel
+			}
+			s, err := loadState(device{Name: "d"}, dmstats.New(rec))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.deleteRegions(tc.ctx, del[:n], dmstats.FormatQuoted, false, func(int) (*dmstats.Stats, error) { return dmstats.New(rec), nil }, 2)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("error %v, want %q", err, tc.wantErr)
+			}
+			if slices.Contains(rec.sent, "@stats_delete 0") {
+				t.Errorf("the leader was deleted")
+			}
+			last := rec.sent[len(rec.sent)-1]
+			if tc.scratch {
+				if tail := rec.sent[len(rec.sent)-3 : len(rec.sent)-1]; !slices.Equal(tail, []string{"@stats_list dmfm-scratch", "@stats_delete 1"}) {
+					t.Errorf("before the tag, %q; want the scratch region's check and delete", tail)
+				}
+			}
+			left := []uint64{}
+			deleted := map[uint64]bool{}
+			for _, m := range rec.sent[:len(rec.sent)-1] {
+				if id, ok := strings.CutPrefix(m, "@stats_delete "); ok {
+					v, _ := strconv.ParseUint(id, 10, 64)
+					deleted[v] = true
+				}
+			}
+			if tc.scratch {
+				deleted[1] = true // region 1, then the scratch region on its id
+			}
+			for i := uint64(0); i < n; i++ {
+				if !deleted[i] {
+					left = append(left, i)
+				}
+			}
+			if want := `@stats_set_aux 0 DMS_GROUP="big":` + dmstats.FormatMembers(left) + `#-`; last != want {
+				t.Errorf("last message %q, want the tag of the members left %q", last, want)
+			}
+		})
 	}
 }
 
@@ -162,7 +201,7 @@ func TestDeleteGroupLeavesForeignAnnouncedID(t *testing.T) {
 	if !slices.Equal(g.Members, []uint64{0, 1}) {
 		t.Fatalf("group 0 members %v, want [0 1]", g.Members)
 	}
-	if err := s.deleteRegions(g.Members, dmstats.FormatQuoted, false, nil, 1); err != nil {
+	if err := s.deleteRegions(context.Background(), g.Members, dmstats.FormatQuoted, false, nil, 1); err != nil {
 		t.Fatal(err)
 	}
 	if want := []string{"@stats_delete 1", "@stats_delete 0"}; !slices.Equal(rec.sent, want) {
