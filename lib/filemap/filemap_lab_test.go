@@ -877,6 +877,16 @@ func (m *faultMessenger) Message(msg string) (string, error) {
 	return m.inner.Message(msg)
 }
 
+// createMessages maps f once and returns how many messages Create sent.
+func createMessages(t *testing.T, e *env, f *os.File) int {
+	t.Helper()
+	count := &faultMessenger{inner: e.m}
+	if _, err := Create(dmstats.New(count), f, f.Name(), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	return count.n
+}
+
 // For every message a Create sends, failing that message leaves nothing;
 // with a scratch region, failing its creation only costs the scratch
 // region (Create carries on without it), and failing its check or delete
@@ -887,11 +897,7 @@ func TestLabCreateFaults(t *testing.T) {
 			forceScratch(t, withScratch)
 			e := newEnv(t, lab.FSXFS, "allocsize=4k")
 			f := fragmented(t, e.dir, "faulty", 4)
-			count := &faultMessenger{inner: e.m}
-			if _, err := Create(dmstats.New(count), f, f.Name(), Options{}); err != nil {
-				t.Fatal(err)
-			}
-			total := count.n
+			total := createMessages(t, e, f)
 			t.Logf("Create sends %d messages", total)
 			const scratchCreate = 3 // list, leader, scratch region
 			for n := 1; n <= total; n++ {
@@ -1119,11 +1125,7 @@ func TestLabCreateCrash(t *testing.T) {
 			}
 			e := newEnv(t, lab.FSXFS, "allocsize=4k")
 			f := fragmented(t, e.dir, "crashy", 4)
-			count := &faultMessenger{inner: e.m}
-			if _, err := Create(dmstats.New(count), f, f.Name(), Options{}); err != nil {
-				t.Fatal(err)
-			}
-			total := count.n
+			total := createMessages(t, e, f)
 			if withScratch && total != 9 {
 				t.Fatalf("Create sent %d messages, want 9: list, leader, scratch, 2 regions, scratch check and delete, region, tag", total)
 			}

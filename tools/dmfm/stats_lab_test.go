@@ -824,32 +824,40 @@ func zeroDevice(t *testing.T, c *dm.Client, what string, size uint64) string {
 	return name
 }
 
-// TestLabBulkDeleteScratch deletes 600 regions through the kernel: the
-// lowest goes first, a scratch region takes its id at the head of the
-// kernel's list, and nothing is left at the end. A scratch region whose
-// process died is removed by the next command that creates regions; a
-// live process's is left alone and shown by no command.
-func TestLabBulkDeleteScratch(t *testing.T) {
+// groupedZeroDevice makes a dm zero device with n regions of 8 sectors,
+// grouped as "big" with leader 0; the device and client go after the test.
+func groupedZeroDevice(t *testing.T, what string, n int) (*dm.Client, string) {
+	t.Helper()
 	labtest.RequireDM(t)
 	c, err := dm.Open()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() }) // after zeroDevice's removal
-	name := zeroDevice(t, c, "scratch", 1<<20)
-	dev, err := c.Info(dm.ByName(name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := &recordingMessenger{m: dmstats.DeviceMessenger(c, dm.ByName(name))}
-	st := dmstats.New(rec)
-	const n = 600
+	name := zeroDevice(t, c, what, 1<<20)
+	st := dmstats.New(dmstats.DeviceMessenger(c, dm.ByName(name)))
 	for i := 0; i < n; i++ {
 		if _, err := st.Create(dmstats.CreateOptions{Start: uint64(8 * i), Length: 8, ProgramID: dmstats.DefaultProgramID}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	dmfmOK(t, "group", "--regions", fmt.Sprintf("0-%d", n-1), "--alias", "big", name)
+	return c, name
+}
+
+// TestLabBulkDeleteScratch deletes 600 regions through the kernel: the
+// lowest goes first, a scratch region takes its id at the head of the
+// kernel's list, and nothing is left at the end. A scratch region whose
+// process died is removed by the next command that creates regions; a
+// live process's is left alone and shown by no command.
+func TestLabBulkDeleteScratch(t *testing.T) {
+	c, name := groupedZeroDevice(t, "scratch", 600)
+	dev, err := c.Info(dm.ByName(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recordingMessenger{m: dmstats.DeviceMessenger(c, dm.ByName(name))}
+	st := dmstats.New(rec)
 	state, err := loadState(device{Name: name, Major: dev.Major, Minor: dev.Minor}, st)
 	if err != nil {
 		t.Fatal(err)
@@ -916,21 +924,9 @@ func TestLabBulkDeleteScratch(t *testing.T) {
 // leaves no scratch region, and the leader's tag lists exactly the regions
 // left, so that lvm2's dmstats still reads the group.
 func TestLabDeleteInterrupted(t *testing.T) {
-	labtest.RequireDM(t)
-	c, err := dm.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() }) // after zeroDevice's removal
-	name := zeroDevice(t, c, "sigint", 1<<20)
-	st := dmstats.New(dmstats.DeviceMessenger(c, dm.ByName(name)))
 	const n = 2000
-	for i := 0; i < n; i++ {
-		if _, err := st.Create(dmstats.CreateOptions{Start: uint64(8 * i), Length: 8, ProgramID: dmstats.DefaultProgramID}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	dmfmOK(t, "group", "--regions", fmt.Sprintf("0-%d", n-1), "--alias", "big", name)
+	c, name := groupedZeroDevice(t, "sigint", n)
+	st := dmstats.New(dmstats.DeviceMessenger(c, dm.ByName(name)))
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
