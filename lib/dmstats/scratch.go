@@ -1,9 +1,11 @@
 package dmstats
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -213,4 +215,51 @@ func (s *Stats) DeleteScratch(id uint64, o Owner) error {
 		return nil
 	}
 	return nil
+}
+
+// DeleteScratchGain estimates the list steps a scratch region saves when
+// the regions ids (ascending, all in regions) are deleted lowest first
+// from a device whose regions are regions: ids[0] goes alone, the scratch
+// region takes the lowest free id then, and every later delete's rescan
+// stops there instead of running to the first precise region or the end.
+// The regions that stay below the scratch region's id are the scan left.
+// Compare the result with ScratchMinGain.
+func DeleteScratchGain(regions []Region, ids []uint64) int {
+	if len(ids) < 2 {
+		return 0
+	}
+	del := make(map[uint64]bool, len(ids))
+	for _, id := range ids {
+		del[id] = true
+	}
+	taken := make(map[uint64]bool, len(regions))
+	for _, r := range regions {
+		if r.ID != ids[0] {
+			taken[r.ID] = true
+		}
+	}
+	var next uint64 // the id the scratch region will take
+	for taken[next] {
+		next++
+	}
+	all := slices.SortedFunc(slices.Values(regions), func(a, b Region) int { return cmp.Compare(a.ID, b.ID) })
+	before := 0              // regions that stay and come before the scratch region
+	firstPrecise := len(all) // the place of the first precise region that stays
+	for i, r := range all {
+		if del[r.ID] {
+			continue
+		}
+		if r.Precise && firstPrecise == len(all) {
+			firstPrecise = i
+		}
+		if r.ID < next {
+			before++
+		}
+	}
+	gain := 0
+	for i := 1; i < len(ids); i++ {
+		scan := min(len(all)-i, firstPrecise) // the rescan without a scratch region
+		gain += scan - (before + 1)
+	}
+	return gain - 3*len(all) - ScratchFixedCost
 }

@@ -102,3 +102,44 @@ func TestStaleScratch(t *testing.T) {
 		t.Errorf("StaleScratch without scratch regions = %v", got)
 	}
 }
+
+// TestDeleteScratchGain: a scratch region is made when it saves rescans: many
+// deletes with few regions staying before its place, and no precise region
+// that already stops the rescans early.
+func TestDeleteScratchGain(t *testing.T) {
+	regions := func(n int, precise ...uint64) []Region {
+		var rs []Region
+		for i := 0; i < n; i++ {
+			rs = append(rs, Region{ID: uint64(i), Length: 8, Step: 8, ProgramID: DefaultProgramID, Precise: slices.Contains(precise, uint64(i))})
+		}
+		return rs
+	}
+	ids := func(from, to int) []uint64 {
+		var out []uint64
+		for i := from; i < to; i++ {
+			out = append(out, uint64(i))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name    string
+		regions []Region
+		del     []uint64
+		use     bool
+	}{
+		{"all of 2000", regions(2000), ids(0, 2000), true},
+		{"members of a 2000-region group", regions(2000), ids(1, 2000), true},
+		{"upper half of 2000", regions(2000), ids(1000, 2000), true},
+		{"a few", regions(2000), ids(1, 20), false},
+		{"small device", regions(100), ids(0, 100), false},
+		{"precise region at the head", regions(2000, 0), ids(1, 2000), false},
+		{"precise region far on", regions(2000, 1999), ids(0, 1000), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gain := DeleteScratchGain(tc.regions, tc.del)
+			if (gain >= ScratchMinGain) != tc.use {
+				t.Errorf("gain %d, want a scratch region: %v", gain, tc.use)
+			}
+		})
+	}
+}

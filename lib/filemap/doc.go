@@ -31,9 +31,12 @@
 //
 // Exact reproduces lvm2's layout region for region, so that lvm2's tools
 // and ours can take turns on one group: a member is kept only when a range
-// has exactly its start and length; the others are deleted, highest id
-// first, then the ranges left without a member get new regions in file
-// order, inheriting the leader's program id, precision and histogram. The
+// has exactly its start and length; the others are deleted (lowest id
+// first but the lowest last, so that a deleted leader goes last, as with
+// lvm2's highest id first; many deletes get a scratch region, see
+// dmstats.DeleteScratchGain), then the ranges left without a member get
+// new regions in file order, inheriting the leader's program id,
+// precision and histogram. The
 // kernel gives each new region the lowest free id, so the ids are lvm2's
 // too. Its cost is lvm2's: when the last extent of a file grows in place,
 // its region is deleted and made again and its counters are lost.

@@ -247,12 +247,20 @@ func createWithIntent(st *dmstats.Stats, ranges []Range, base dmstats.CreateOpti
 	n := len(ranges)
 	steps := [][2]int{{0, n}}
 	// Precise regions stop the kernel's rescans themselves.
-	if !base.Precise && createScratchGain(regions, ids) >= scratchMinGain {
+	if n >= 3 && !base.Precise && createScratchGain(regions, ids) >= scratchMinGain {
 		if ok, err := mk(0, 1); !ok {
 			return Result{}, err == nil, err
 		}
 		steps = [][2]int{{1, n}}
-		if sc.make(st, ids[1]) {
+		id, ok := sc.make(st)
+		if ok && id != ids[1] {
+			// Another tool took the id: no use, and the next create misses.
+			ok = false
+			if err := sc.drop(st); err != nil {
+				return Result{}, false, c.undo(err)
+			}
+		}
+		if ok {
 			if ok, err := mk(2, n); !ok {
 				return Result{}, err == nil, err
 			}

@@ -87,24 +87,19 @@ type scratch struct {
 	live  bool
 }
 
-// make creates a scratch region and keeps it if the kernel gave it id
-// want; it reports whether it did. Any failure only means no scratch
-// region: it is an optimisation.
-func (s *scratch) make(st *dmstats.Stats, want uint64) bool {
+// make creates a scratch region and returns its id; ok is false when none
+// could be made, which only costs speed.
+func (s *scratch) make(st *dmstats.Stats) (id uint64, ok bool) {
 	o, err := dmstats.SelfOwner()
 	if err != nil {
-		return false
+		return 0, false
 	}
-	id, err := st.CreateScratch(o)
+	id, err = st.CreateScratch(o)
 	if err != nil {
-		return false
+		return 0, false
 	}
 	s.id, s.owner, s.live = id, o, true
-	if id != want {
-		s.drop(st) // if this fails, the caller's deferred drop tries again
-		return false
-	}
-	return true
+	return id, true
 }
 
 // drop deletes the scratch region, if there is one.

@@ -100,11 +100,8 @@ func (u *updater) run() (Result, error) {
 			return Result{}, fmt.Errorf("mark region %d pending: %w", id, err)
 		}
 	}
-	for _, id := range plan.Delete {
-		u.touched = true
-		if err := u.st.Delete(id); err != nil {
-			return Result{}, fmt.Errorf("delete region %d: %w", id, err)
-		}
+	if err := u.deleteRegions(regions, plan.Delete); err != nil {
+		return Result{}, err
 	}
 	base := dmstats.CreateOptions{
 		ProgramID: programOf(v.template), Precise: v.template.Precise, Bounds: v.template.BoundDurations(),
@@ -202,6 +199,45 @@ func (u *updater) run() (Result, error) {
 		res.Regions = fileOrder(members, byID, u.ranges)
 	}
 	return res, nil
+}
+
+// deleteRegions deletes ids (a listing's regions) in ascending order but
+// the lowest last: when the leader goes it goes last, so that its tag
+// lists the others while they are deleted (the order lvm2's highest first
+// gives). Ascending order finds each region near the head of the kernel's
+// list; when many go, a scratch region made after the first delete stops
+// the rescan every delete does (see dmstats.DeleteScratchGain) and is
+// deleted before the last.
+func (u *updater) deleteRegions(regions []dmstats.Region, ids []uint64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	order := slices.Sorted(slices.Values(ids))
+	last, order := order[0], order[1:]
+	del := func(id uint64) error {
+		u.touched = true
+		if err := u.st.Delete(id); err != nil {
+			return fmt.Errorf("delete region %d: %w", id, err)
+		}
+		return nil
+	}
+	var sc scratch
+	if len(order) > 1 && dmstats.DeleteScratchGain(regions, order) >= scratchMinGain {
+		if err := del(order[0]); err != nil {
+			return err
+		}
+		order = order[1:]
+		sc.make(u.st)
+	}
+	for _, id := range order {
+		if err := del(id); err != nil {
+			return errors.Join(err, sc.drop(u.st))
+		}
+	}
+	if err := sc.drop(u.st); err != nil {
+		return err
+	}
+	return del(last)
 }
 
 // view is what resolve found of a group in a listing.

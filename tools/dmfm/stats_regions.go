@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -251,12 +250,12 @@ func (s *devState) keepGroupsTrue(gone, deleted map[uint64]bool, f dmstats.TagFo
 
 // deleteMany deletes ids (ascending, none of them a scratch region) with
 // del1, in parallel for many. When a scratch region pays for itself (see
-// scratchGain) the lowest id goes first, alone, so that the scratch region
+// dmstats.DeleteScratchGain) the lowest id goes first, alone, so that the scratch region
 // takes its place at the head of the kernel's list; the scratch region is
 // deleted at the end whatever happens. A scratch region that cannot be made
 // only costs speed.
 func (s *devState) deleteMany(ids []uint64, del1 func(*dmstats.Stats, uint64) error, workers func(w int) (*dmstats.Stats, error), parallel int) (err error) {
-	if len(ids) > 1 && s.scratchGain(ids) >= dmstats.ScratchMinGain {
+	if len(ids) > 1 && dmstats.DeleteScratchGain(append(slices.Clone(s.regions), s.scratch...), ids) >= dmstats.ScratchMinGain {
 		if owner, oerr := dmstats.SelfOwner(); oerr == nil {
 			if err := del1(s.st, ids[0]); err != nil {
 				return err
@@ -274,49 +273,6 @@ func (s *devState) deleteMany(ids []uint64, del1 func(*dmstats.Stats, uint64) er
 	return parallelDo(s.st, workers, parallel, len(ids), func(st *dmstats.Stats, i int) error {
 		return del1(st, ids[i])
 	})
-}
-
-// scratchGain estimates the list steps a scratch region saves when ids
-// (ascending) are deleted lowest first. Each delete rescans the list from
-// its head up to the first precise region; with a scratch region that scan
-// ends at the scratch region's place: the regions that stay below the id it
-// will take (the lowest free id once ids[0] is gone).
-func (s *devState) scratchGain(ids []uint64) int {
-	del := make(map[uint64]bool, len(ids))
-	for _, id := range ids {
-		del[id] = true
-	}
-	taken := make(map[uint64]bool, len(s.regions)+len(s.scratch))
-	all := append(slices.Clone(s.regions), s.scratch...)
-	for _, r := range all {
-		if r.ID != ids[0] {
-			taken[r.ID] = true
-		}
-	}
-	var next uint64 // the id the scratch region will take
-	for taken[next] {
-		next++
-	}
-	slices.SortFunc(all, func(a, b dmstats.Region) int { return cmp.Compare(a.ID, b.ID) })
-	before := 0              // regions that stay and come before the scratch region
-	firstPrecise := len(all) // the place of the first precise region that stays
-	for i, r := range all {
-		if del[r.ID] {
-			continue
-		}
-		if r.Precise && firstPrecise == len(all) {
-			firstPrecise = i
-		}
-		if r.ID < next {
-			before++
-		}
-	}
-	gain := 0
-	for i := 1; i < len(ids); i++ {
-		scan := min(len(all)-i, firstPrecise) // the rescan without a scratch region
-		gain += scan - (before + 1)
-	}
-	return gain
 }
 
 // minParallel is the number of messages from which a command sends them
