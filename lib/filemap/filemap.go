@@ -245,35 +245,29 @@ func createWithIntent(st *dmstats.Stats, ranges []Range, base dmstats.CreateOpti
 		return true, nil
 	}
 	n := len(ranges)
-	steps := [][2]int{{0, n}}
+	from, to := 0, n // the regions still to make, in file order
 	// Precise regions stop the kernel's rescans themselves.
 	if n >= 3 && !base.Precise && createScratchGain(regions, ids) >= scratchMinGain {
 		if ok, err := mk(0, 1); !ok {
 			return Result{}, err == nil, err
 		}
-		steps = [][2]int{{1, n}}
-		id, ok := sc.make(st)
-		if ok && id != ids[1] {
-			// Another tool took the id: no use, and the next create misses.
-			ok = false
+		from = 1
+		if id, made := sc.make(st); made {
+			if id == ids[1] {
+				if ok, err := mk(2, n); !ok {
+					return Result{}, err == nil, err
+				}
+				to = 2
+			}
+			// Either way it goes now: before the second region, or because
+			// another tool took the id (the next create then misses).
 			if err := sc.drop(st); err != nil {
 				return Result{}, false, c.undo(err)
 			}
-		}
-		if ok {
-			if ok, err := mk(2, n); !ok {
-				return Result{}, err == nil, err
-			}
-			if err := sc.drop(st); err != nil {
-				return Result{}, false, c.undo(err)
-			}
-			steps = [][2]int{{1, 2}}
 		}
 	}
-	for _, s := range steps {
-		if ok, err := mk(s[0], s[1]); !ok {
-			return Result{}, err == nil, err
-		}
+	if ok, err := mk(from, to); !ok {
+		return Result{}, err == nil, err
 	}
 	if len(ids) > 1 {
 		if err := writeTag(st, ids[0], func(m []uint64) (string, error) { return tag(m, nil) }, ids); err != nil {
