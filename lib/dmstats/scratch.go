@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // A scratch region makes many deletes cheap. The kernel keeps a device's
@@ -181,6 +183,22 @@ func StaleScratch(regions []Region) []uint64 {
 		}
 	}
 	return stale
+}
+
+// RemoveStaleScratch deletes the scratch regions of listing regions whose
+// processes died (StaleScratch) and returns the listing without them. One
+// that is gone already (another tool removed it) is no error.
+func (s *Stats) RemoveStaleScratch(regions []Region) ([]Region, error) {
+	stale := StaleScratch(regions)
+	if len(stale) == 0 {
+		return regions, nil
+	}
+	for _, id := range stale {
+		if err := s.Delete(id); err != nil && !errors.Is(err, unix.ENOENT) {
+			return nil, fmt.Errorf("delete the scratch region %d a dead process left: %w", id, err)
+		}
+	}
+	return slices.DeleteFunc(slices.Clone(regions), func(r Region) bool { return slices.Contains(stale, r.ID) }), nil
 }
 
 // CreateScratch makes a scratch region owned by o on the first sector of

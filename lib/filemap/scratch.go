@@ -1,11 +1,6 @@
 package filemap
 
-import (
-	"fmt"
-	"slices"
-
-	"github.com/dmfm/dmfm/lib/dmstats"
-)
+import "github.com/dmfm/dmfm/lib/dmstats"
 
 // scratchMinGain is the number of kernel list steps a scratch region must
 // save before Create makes one (tests lower it to make one for any file).
@@ -19,16 +14,7 @@ func listLive(st *dmstats.Stats) ([]dmstats.Region, error) {
 	if err != nil {
 		return nil, err
 	}
-	stale := dmstats.StaleScratch(regions)
-	if len(stale) == 0 {
-		return regions, nil
-	}
-	for _, id := range stale {
-		if err := st.Delete(id); err != nil {
-			return nil, fmt.Errorf("delete the scratch region %d a dead process left: %w", id, err)
-		}
-	}
-	return slices.DeleteFunc(regions, func(r dmstats.Region) bool { return slices.Contains(stale, r.ID) }), nil
+	return st.RemoveStaleScratch(regions)
 }
 
 // createScratchGain estimates the list steps a scratch region saves while
@@ -80,7 +66,8 @@ func createScratchGain(regions []dmstats.Region, ids []uint64) int {
 	return gain - (n - 2) - 3*(e+n) - dmstats.ScratchFixedCost
 }
 
-// scratch is the scratch region a Create made, while it exists.
+// scratch is the scratch region a Create or an Update made, while it
+// exists.
 type scratch struct {
 	id    uint64
 	owner dmstats.Owner

@@ -10,7 +10,6 @@ import (
 
 	"github.com/dmfm/dmfm/lib/dmstats"
 	"github.com/dmfm/dmfm/lib/filemap"
-	"golang.org/x/sys/unix"
 )
 
 // devState is one device's regions and groups as one listing shows them.
@@ -53,35 +52,30 @@ func loadState(d device, st *dmstats.Stats) (*devState, error) {
 	return s, nil
 }
 
-// removeStaleScratch deletes the scratch regions left by bulk deletes whose
-// processes died (dmstats.StaleScratch), so that their ids are free again.
+// removeStaleScratch deletes the scratch regions left by dmfm processes
+// that died (dmstats.StaleScratch), so that their ids are free again.
 func (s *devState) removeStaleScratch() error {
-	for _, id := range dmstats.StaleScratch(s.scratch) {
-		if err := s.st.Delete(id); err != nil && !errors.Is(err, unix.ENOENT) {
-			return fmt.Errorf("remove the scratch region %d a dead dmfm left on %s: %w", id, s.dev.Name, err)
-		}
+	if _, err := s.st.RemoveStaleScratch(s.scratch); err != nil {
+		return fmt.Errorf("%s: %w", s.dev.Name, err)
 	}
 	s.scratch = nil
 	return nil
 }
 
-// removeStaleScratch lists device d's scratch regions and deletes those
-// whose processes died; commands that create regions call it first, so that
-// the new regions get the ids dmstats would give them. It lists every
-// program's regions: the session's list cache then serves the command's own
-// listing.
+// removeStaleScratch lists device d's regions and deletes the scratch
+// regions of dmfm processes that died; commands that create regions call
+// it first, so that the new regions get the ids dmstats would give them. It
+// lists every program's regions: the session's list cache then serves the
+// command's own listing.
 func removeStaleScratch(d device, st *dmstats.Stats) error {
-	scratch, err := st.List("")
+	regions, err := st.List("")
 	if err != nil {
 		return fmt.Errorf("list regions of %s: %w", d.Name, err)
 	}
-	s := devState{dev: d, st: st}
-	for _, r := range scratch {
-		if dmstats.IsScratch(r) {
-			s.scratch = append(s.scratch, r)
-		}
+	if _, err := st.RemoveStaleScratch(regions); err != nil {
+		return fmt.Errorf("%s: %w", d.Name, err)
 	}
-	return s.removeStaleScratch()
+	return nil
 }
 
 // region returns region id, if it exists.
