@@ -235,6 +235,47 @@ func (s *Stats) DeleteScratch(id uint64, o Owner) error {
 	return nil
 }
 
+// Scratch is a scratch region this process made, while it exists.
+type Scratch struct {
+	st    *Stats
+	id    uint64
+	owner Owner
+	live  bool
+}
+
+// MakeScratch makes a scratch region owned by this process (CreateScratch)
+// and returns it; ok is false when none could be made, which only costs
+// speed.
+func (s *Stats) MakeScratch() (sc *Scratch, ok bool) {
+	o, err := SelfOwner()
+	if err != nil {
+		return nil, false
+	}
+	id, err := s.CreateScratch(o)
+	if err != nil {
+		return nil, false
+	}
+	return &Scratch{st: s, id: id, owner: o, live: true}, true
+}
+
+// ID returns the scratch region's id.
+func (sc *Scratch) ID() uint64 { return sc.id }
+
+// Drop deletes the scratch region if it is still there and still this
+// process's (DeleteScratch). It does nothing on a nil Scratch or once it
+// has succeeded, so a deferred Drop may follow an explicit one; after a
+// failure it tries again.
+func (sc *Scratch) Drop() error {
+	if sc == nil || !sc.live {
+		return nil
+	}
+	if err := sc.st.DeleteScratch(sc.id, sc.owner); err != nil {
+		return err
+	}
+	sc.live = false
+	return nil
+}
+
 // DeleteScratchGain estimates the list steps a scratch region saves when
 // the regions ids (ascending, all in regions) are deleted lowest first
 // from a device whose regions are regions: ids[0] goes alone, the scratch

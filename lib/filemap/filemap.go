@@ -221,9 +221,9 @@ func createWithIntent(st *dmstats.Stats, ranges []Range, base dmstats.CreateOpti
 		return Result{}, false, err
 	}
 	c := &creation{st: st}
-	var sc scratch
+	var sc *dmstats.Scratch
 	defer func() {
-		if serr := sc.drop(st); serr != nil {
+		if serr := sc.Drop(); serr != nil {
 			err = errors.Join(err, serr)
 		}
 	}()
@@ -252,8 +252,9 @@ func createWithIntent(st *dmstats.Stats, ranges []Range, base dmstats.CreateOpti
 			return Result{}, err == nil, err
 		}
 		from = 1
-		if id, made := sc.make(st); made {
-			if id == ids[1] {
+		var made bool
+		if sc, made = st.MakeScratch(); made {
+			if sc.ID() == ids[1] {
 				if ok, err := mk(2, n); !ok {
 					return Result{}, err == nil, err
 				}
@@ -261,7 +262,7 @@ func createWithIntent(st *dmstats.Stats, ranges []Range, base dmstats.CreateOpti
 			}
 			// Either way it goes now: before the second region, or because
 			// another tool took the id (the next create then misses).
-			if err := sc.drop(st); err != nil {
+			if err := sc.Drop(); err != nil {
 				return Result{}, false, c.undo(err)
 			}
 		}

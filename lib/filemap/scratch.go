@@ -65,38 +65,3 @@ func createScratchGain(regions []dmstats.Region, ids []uint64) int {
 	}
 	return gain - (n - 2) - 3*(e+n) - dmstats.ScratchFixedCost
 }
-
-// scratch is the scratch region a Create or an Update made, while it
-// exists.
-type scratch struct {
-	id    uint64
-	owner dmstats.Owner
-	live  bool
-}
-
-// make creates a scratch region and returns its id; ok is false when none
-// could be made, which only costs speed.
-func (s *scratch) make(st *dmstats.Stats) (id uint64, ok bool) {
-	o, err := dmstats.SelfOwner()
-	if err != nil {
-		return 0, false
-	}
-	id, err = st.CreateScratch(o)
-	if err != nil {
-		return 0, false
-	}
-	s.id, s.owner, s.live = id, o, true
-	return id, true
-}
-
-// drop deletes the scratch region, if there is one.
-func (s *scratch) drop(st *dmstats.Stats) error {
-	if !s.live {
-		return nil
-	}
-	if err := st.DeleteScratch(s.id, s.owner); err != nil {
-		return err
-	}
-	s.live = false
-	return nil
-}

@@ -221,20 +221,20 @@ func (u *updater) deleteRegions(regions []dmstats.Region, ids []uint64) error {
 		}
 		return nil
 	}
-	var sc scratch
+	var sc *dmstats.Scratch
 	if len(order) > 1 && dmstats.DeleteScratchGain(regions, order) >= scratchMinGain {
 		if err := del(order[0]); err != nil {
 			return err
 		}
 		order = order[1:]
-		sc.make(u.st)
+		sc, _ = u.st.MakeScratch()
 	}
 	for _, id := range order {
 		if err := del(id); err != nil {
-			return errors.Join(err, sc.drop(u.st))
+			return errors.Join(err, sc.Drop())
 		}
 	}
-	if err := sc.drop(u.st); err != nil {
+	if err := sc.Drop(); err != nil {
 		return err
 	}
 	return del(last)

@@ -91,9 +91,6 @@ func runDelete(c *cli.Context) error {
 		if err != nil {
 			return fmt.Errorf("delete: %w", err)
 		}
-		if err := st.removeStaleScratch(); err != nil {
-			return fmt.Errorf("delete: %w", err)
-		}
 		states[i] = st
 		switch {
 		case o.sel.hasRegion:
@@ -114,6 +111,9 @@ func runDelete(c *cli.Context) error {
 		}
 	}
 	for i, st := range states {
+		if err := st.removeStaleScratch(); err != nil {
+			return fmt.Errorf("delete: %w", err)
+		}
 		if len(dels[i]) == 0 {
 			continue
 		}

@@ -244,25 +244,22 @@ func (s *devState) keepGroupsTrue(gone, deleted map[uint64]bool, f dmstats.TagFo
 
 // deleteMany deletes ids (ascending, none of them a scratch region) with
 // del1, in parallel for many. When a scratch region pays for itself (see
-// dmstats.DeleteScratchGain) the lowest id goes first, alone, so that the scratch region
-// takes its place at the head of the kernel's list; the scratch region is
-// deleted at the end whatever happens. A scratch region that cannot be made
+// dmstats.DeleteScratchGain) the lowest id goes first, alone, so that the
+// scratch region takes its place at the head of the kernel's list; the
+// scratch region is deleted at the end whatever happens. A scratch region that cannot be made
 // only costs speed.
 func (s *devState) deleteMany(ids []uint64, del1 func(*dmstats.Stats, uint64) error, workers func(w int) (*dmstats.Stats, error), parallel int) (err error) {
 	if len(ids) > 1 && dmstats.DeleteScratchGain(append(slices.Clone(s.regions), s.scratch...), ids) >= dmstats.ScratchMinGain {
-		if owner, oerr := dmstats.SelfOwner(); oerr == nil {
-			if err := del1(s.st, ids[0]); err != nil {
-				return err
-			}
-			ids = ids[1:]
-			if sid, cerr := s.st.CreateScratch(owner); cerr == nil {
-				defer func() {
-					if derr := s.st.DeleteScratch(sid, owner); derr != nil {
-						err = errors.Join(err, fmt.Errorf("%s: %w", s.dev.Name, derr))
-					}
-				}()
-			}
+		if err := del1(s.st, ids[0]); err != nil {
+			return err
 		}
+		ids = ids[1:]
+		sc, _ := s.st.MakeScratch()
+		defer func() {
+			if derr := sc.Drop(); derr != nil {
+				err = errors.Join(err, fmt.Errorf("%s: %w", s.dev.Name, derr))
+			}
+		}()
 	}
 	return parallelDo(s.st, workers, parallel, len(ids), func(st *dmstats.Stats, i int) error {
 		return del1(st, ids[i])
